@@ -1,0 +1,102 @@
+"""The ``conform42`` command line.
+
+Subcommands are added as the parts they drive land. Exit codes follow the suite's contract:
+0 success (or conformant), 1 non-conformant, 2 usage or suite error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from suite.catalogue import AREAS, LEVELS, PROFILES, CatalogueError, Requirement, load_catalogue
+from suite.resources import SpecsNotFound
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="conform42",
+        description="Conformance suite and load harness for the 42 family of OpenAI-compatible LLM APIs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    reqs = commands.add_parser(
+        "requirements",
+        help="print the requirement catalogue",
+        description="Print the requirement catalogue built from the source documents.",
+    )
+    reqs.add_argument("--profile", choices=PROFILES, help="only requirements that apply to this profile")
+    reqs.add_argument(
+        "--level",
+        type=str.upper,
+        choices=LEVELS,
+        help="this level and every stronger one (MUST < SHOULD < MAY); default: all",
+    )
+    reqs.add_argument("--area", action="append", choices=AREAS, help="only this area (repeatable)")
+    reqs.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    reqs.set_defaults(handler=_cmd_requirements)
+    return parser
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _render_markdown(requirements: Sequence[Requirement]) -> str:
+    lines = [
+        "| ID | Level | Profile | Area | Statement | Source |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in requirements:
+        source = f"{r.source.file}: “{_markdown_cell(r.source.quote)}”"
+        lines.append(
+            f"| {r.id} | {r.level} | {r.profile} | {r.area} | {_markdown_cell(r.statement)} | {source} |"
+        )
+    return "\n".join(lines)
+
+
+def _render_table(requirements: Sequence[Requirement], console: Console) -> None:
+    table = Table(title=f"conform42 requirements ({len(requirements)})", show_lines=False)
+    for column in ("ID", "Level", "Profile", "Area", "Statement"):
+        table.add_column(column, overflow="fold")
+    for r in requirements:
+        table.add_row(r.id, r.level, r.profile, r.area, r.statement)
+    console.print(table)
+
+
+def _cmd_requirements(args: argparse.Namespace) -> int:
+    catalogue = load_catalogue()
+    selected = catalogue.select(profile=args.profile, level=args.level, areas=args.area)
+    if args.format == "json":
+        payload = {"count": len(selected), "requirements": [r.to_dict() for r in selected]}
+        sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    elif args.format == "markdown":
+        sys.stdout.write(_render_markdown(selected) + "\n")
+    else:
+        _render_table(selected, Console())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``conform42`` console script."""
+    args = _build_parser().parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except (CatalogueError, SpecsNotFound) as exc:
+        Console(stderr=True).print(f"[bold red]conform42:[/] {exc}", highlight=False)
+        return EXIT_USAGE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
