@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +46,13 @@ def _build_parser() -> argparse.ArgumentParser:
     reqs.add_argument("--area", action="append", choices=AREAS, help="only this area (repeatable)")
     reqs.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     reqs.set_defaults(handler=_cmd_requirements)
+
+    # Parsed by the reference server itself; listed here so `conform42 --help` shows it.
+    commands.add_parser(
+        "serve",
+        help="start the bundled reference server (see `conform42 serve --help`)",
+        add_help=False,
+    )
     return parser
 
 
@@ -87,8 +95,20 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _exec_reference_server(args: Sequence[str]) -> None:
+    """Replace this process with ``python -m reference_server ARGS``.
+
+    The suite never imports the reference server (ARCHITECTURE.md): it judges servers only over
+    HTTP. Exec keeps signals and the exit code the server's own.
+    """
+    os.execv(sys.executable, [sys.executable, "-m", "reference_server", *args])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``conform42`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve"]:
+        _exec_reference_server(argv[1:])
     args = _build_parser().parse_args(argv)
     try:
         code: int = args.handler(args)

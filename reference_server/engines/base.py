@@ -1,0 +1,39 @@
+"""The narrow engine interface: the gateway needs only these methods.
+
+Bodies are OpenAI-shaped JSON objects whose ``model`` is already a 42 model ID the caller may use;
+engines know nothing of tiers, keys or limits. ``stream`` yields complete SSE events as bytes
+(``b"data: {...}\\n\\n"``, the last one ``b"data: [DONE]\\n\\n"``) so a real engine's stream can be
+passed through chunk by chunk without re-encoding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+__all__ = ["ChatEngine", "EmbedEngine"]
+
+
+class ChatEngine(Protocol):
+    #: Shown in logs and, for test doubles, in ``system_fingerprint``.
+    name: str
+    #: KV-cache capacity in tokens, used for 503 admission; None when unknown (no 503 check).
+    kv_budget_tokens: int | None
+    #: The longest context the model takes (prompt + completion).
+    max_model_len: int
+
+    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int: ...
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    def stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]: ...
+
+    async def aclose(self) -> None: ...
+
+
+class EmbedEngine(Protocol):
+    name: str
+
+    async def embed(self, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def aclose(self) -> None: ...
