@@ -1,0 +1,270 @@
+"""The real engines: vLLM's OpenAI-compatible servers, reached over loopback HTTP.
+
+The gateway has done everything a 42 API promises before a request gets here (auth, model rules,
+limits); what is left is to hand the body to vLLM and the answer back with as little work as possible,
+because the gateway's cost is measured against calling vLLM directly (target: >= 0.97 of its throughput,
+<= 2 ms added median latency). So a stream is passed through as vLLM's own bytes, cut into whole SSE
+events, and never JSON-decoded.
+
+The chat server is started with every chat model ID as a served name
+(``--served-model-name 42-think 42-vision 42-logic 42-coder 42-general``), so it accepts the 42 ID the
+caller sent. vLLM 0.32 does *not* echo that ID, though: every answer names the first served name
+(``OpenAIServingModels.model_name`` returns ``base_model_paths[0].name``). The engines therefore put the
+requested ID back: in a completion by setting ``model`` in the decoded JSON, in a stream by one
+``bytes.replace(..., 1)`` per event, done only when the requested ID differs from the first served name.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reference_server.errors import ApiError
+
+__all__ = ["CHAT_SERVED_NAMES", "EMBED_SERVED_NAME", "VllmChatEngine", "VllmEmbedEngine"]
+
+#: The names the chat vLLM server is started with; the first is the one vLLM writes into every answer.
+CHAT_SERVED_NAMES: tuple[str, ...] = ("42-think", "42-vision", "42-logic", "42-coder", "42-general")
+EMBED_SERVED_NAME = "42-embed"
+
+#: Connections to one vLLM server. The internal tier has no concurrency cap, and a request that finds
+#: the pool full waits for a connection (up to the pool timeout), so keep it well above the >= 64
+#: concurrent streams the gateway must carry.
+POOL_CONNECTIONS = 256
+POOL_KEEPALIVE = 128
+
+#: Generation may legitimately run for minutes (long answers under load), so the read timeout is long;
+#: connecting to a loopback server that is up takes microseconds, so 5 s already means "down".
+CHAT_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=30.0)
+#: One embedding batch takes milliseconds to seconds; a minute is a generous bound.
+EMBED_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=30.0, pool=30.0)
+
+_EVENT_END = b"\n\n"
+
+
+def _client(base_url: str, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=base_url.rstrip("/"),
+        timeout=timeout,
+        limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_KEEPALIVE,
+                            keepalive_expiry=60.0),
+        # Loopback only: a proxy from the environment (HTTP_PROXY) must never sit between us and vLLM.
+        trust_env=False,
+        # vLLM does not compress, but say so: a compressed stream could not be passed through as bytes.
+        headers={"Accept-Encoding": "identity"},
+    )
+
+
+def _vllm_message(content: bytes) -> str:
+    """The message of a vLLM error body (``{"error": {"message": ...}}``), or the raw text."""
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content.decode("utf-8", errors="replace").strip()[:500] or "no error message"
+    if isinstance(data, dict):
+        error = data.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])
+        if isinstance(data.get("message"), str):
+            return str(data["message"])
+        if isinstance(data.get("detail"), str):
+            return str(data["detail"])
+    return str(data)[:500]
+
+
+class _HttpEngine:
+    """What both engines share: one pooled client, and vLLM's failures in our error envelope."""
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout: httpx.Timeout,
+        is_alive: Callable[[], bool] | None,
+        retry_after_s: int,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = _client(self.base_url, timeout)
+        self._is_alive = is_alive
+        self._retry_after = str(retry_after_s)
+
+    def _down(self, detail: str) -> ApiError:
+        return ApiError(503, f"The inference engine is not available ({detail}). "
+                             f"Retry after {self._retry_after}s",
+                        "service_unavailable", headers={"Retry-After": self._retry_after})
+
+    def _dead(self) -> bool:
+        return self._is_alive is not None and not self._is_alive()
+
+    def _status_error(self, status: int, content: bytes, model: object) -> ApiError:
+        """A non-2xx answer from vLLM as our error; vLLM's own ``type`` values are never passed on."""
+        if status == 404:
+            # vLLM's message lists every served alias; ours names only what the caller asked for.
+            return ApiError(404, f"The model `{model}` does not exist", "model_not_found")
+        if status == 503 or (status >= 500 and self._dead()):
+            return self._down(f"HTTP {status}")
+        if status >= 500:
+            return ApiError(500, f"The inference engine failed: {_vllm_message(content)}", "internal_error")
+        if status in (401, 403):
+            # vLLM runs without credentials behind us; a refusal means the gateway is misconfigured.
+            return ApiError(500, "The gateway could not authenticate to its inference engine",
+                            "internal_error")
+        # 400 (bad parameters, prompt too long, ...) and anything else the client caused: vLLM's message
+        # says what is wrong with the request, so it is passed on.
+        return ApiError(400, _vllm_message(content), "invalid_request_error")
+
+    def _transport_error(self, exc: httpx.TransportError) -> ApiError:
+        """A connection-level failure: the engine is down (503) unless it is demonstrably alive."""
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout) or self._dead():
+            return self._down(type(exc).__name__)
+        if isinstance(exc, httpx.TimeoutException):
+            return ApiError(500, f"The inference engine did not answer in time ({type(exc).__name__})",
+                            "internal_error")
+        # Connection dropped mid-request by a live engine (RemoteProtocolError, ReadError, ...).
+        return ApiError(500, f"The connection to the inference engine failed ({type(exc).__name__})",
+                        "internal_error")
+
+    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._client.post(path, json=body)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+        if response.status_code >= 300:
+            raise self._status_error(response.status_code, response.content, body.get("model"))
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise ApiError(500, "The inference engine sent a malformed answer", "internal_error") from exc
+        if not isinstance(data, dict):
+            raise ApiError(500, "The inference engine sent a malformed answer", "internal_error")
+        return data
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+class VllmChatEngine(_HttpEngine):
+    """Chat completions from a vLLM server serving every chat model ID (see the module docstring)."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        base_url: str,
+        served_names: Sequence[str],
+        tokenizer_dir: Path | str,
+        max_model_len: int,
+        kv_budget_tokens: int | None,
+        *,
+        is_alive: Callable[[], bool] | None = None,
+        retry_after_s: int = 30,
+    ) -> None:
+        """``served_names`` must be given in the order of ``--served-model-name`` (the first is echoed).
+
+        Loads the model's tokenizer from ``tokenizer_dir`` (about a second, plus importing transformers)
+        so ``count_prompt_tokens`` can count exactly as vLLM will. ``is_alive`` (e.g. the supervising
+        ``VllmProcess.is_running``) tells a crashed engine (503, retry later) from a failing one (500).
+        """
+        super().__init__(base_url, CHAT_TIMEOUT, is_alive, retry_after_s)
+        self.max_model_len = max_model_len
+        self.kv_budget_tokens = kv_budget_tokens
+        self.set_served_names(served_names)
+        # transformers comes with the `vllm` extra only; mypy also runs where it is absent.
+        from transformers import AutoTokenizer  # type: ignore[import-not-found, unused-ignore]
+
+        self._tokenizer: Any = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+
+    def set_served_names(self, served_names: Sequence[str]) -> None:
+        """Record the server's names in vLLM's order (``/v1/models``); the first is the one it echoes."""
+        if not served_names:
+            raise ValueError("served_names must name at least one model")
+        self.served_names = tuple(served_names)
+        self._echoed_field = b'"model":' + json.dumps(self.served_names[0]).encode()
+
+    def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens as vLLM counts them: the chat template with the generation prompt, tokenized.
+
+        The gateway sends string contents only (image parts are described in text first); a list of parts
+        is reduced to its text so a direct caller gets a count, not a template error.
+        """
+        plain = [m if isinstance(m.get("content"), str) else {**m, "content": _text_of(m.get("content"))}
+                 for m in messages]
+        ids = self._tokenizer.apply_chat_template(
+            plain, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+        return len(ids)
+
+    async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
+        data = await self._post_json("/v1/chat/completions", body)
+        requested = body.get("model")
+        if requested is not None:
+            data["model"] = requested  # vLLM names its first served name; see the module docstring
+        return data
+
+    async def stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
+        """vLLM's SSE events, each one whole and as sent, with ``model`` set to the requested ID.
+
+        Errors before the first event raise ``ApiError`` (the route then answers with a JSON error);
+        errors later raise it too, and the route turns that into an error event.
+        """
+        requested = body.get("model")
+        old = self._echoed_field
+        new = b'"model":' + json.dumps(requested).encode() if isinstance(requested, str) else old
+        rewrite = new != old
+        try:
+            async with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
+                if response.status_code >= 300:
+                    raise self._status_error(response.status_code, await response.aread(), requested)
+                buffer = b""
+                async for chunk in response.aiter_raw():
+                    # Hot path: vLLM writes one event per chunk, so a chunk that ends the only event it
+                    # holds goes out as it is, without copying it into the buffer.
+                    if not buffer and chunk.endswith(_EVENT_END) and chunk.find(_EVENT_END) == len(chunk) - 2:
+                        yield chunk.replace(old, new, 1) if rewrite else chunk
+                        continue
+                    buffer += chunk
+                    start = 0
+                    while (end := buffer.find(_EVENT_END, start)) >= 0:
+                        event = buffer[start:end + 2]
+                        start = end + 2
+                        yield event.replace(old, new, 1) if rewrite else event
+                    buffer = buffer[start:]
+                if buffer.strip():
+                    # The connection ended inside an event: the engine stopped mid-answer.
+                    raise ApiError(500, "The inference engine ended the stream mid-event", "internal_error")
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc) from exc
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and "text" in p)
+    return "" if content is None else str(content)
+
+
+class VllmEmbedEngine(_HttpEngine):
+    """Embeddings from a vLLM pooling server started with ``--served-model-name 42-embed``."""
+
+    name = "vllm"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        served_name: str = EMBED_SERVED_NAME,
+        is_alive: Callable[[], bool] | None = None,
+        retry_after_s: int = 30,
+    ) -> None:
+        super().__init__(base_url, EMBED_TIMEOUT, is_alive, retry_after_s)
+        self.served_name = served_name
+
+    async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
+        requested = body.get("model")
+        # The pooling server knows one name; the gateway has already checked the caller's model ID.
+        data = await self._post_json("/v1/embeddings", {**body, "model": self.served_name})
+        if requested is not None:
+            data["model"] = requested
+        return data

@@ -1,0 +1,1 @@
+"""Helpers shared by the project's tests (not tests themselves)."""
