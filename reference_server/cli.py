@@ -253,7 +253,8 @@ def _vllm_engines(args: argparse.Namespace, engines: _Engines) -> tuple[ChatEngi
         embed_dir = find_minilm_dir() if args.embed_engine_url is None else None
         # The tokenizer always comes from here, also for an attached chat server: the gateway counts
         # prompt tokens itself (context-length and KV admission happen before vLLM sees a request).
-        chat_dir = prepare_chat_model(cache / "models", progress=_say)
+        chat_dir = prepare_chat_model(cache / "models", progress=_say)  # says so when it converts
+        _say(f"chat model ({CHAT_MODEL_LABEL}): {chat_dir}")
     except ModelNotAvailable as exc:
         raise _Fatal(EXIT_SETUP, f"{exc}\nThe `make vllm` target installs everything needed.") from exc
 

@@ -1,0 +1,211 @@
+"""Gateway overhead against calling vLLM directly, measured side by side in one run.
+
+Starts one vLLM chat engine, then the reference server attached to that same engine
+(``--chat-engine-url``), and sends identical streaming requests to both, alternating rounds so drift
+in the machine affects both sides alike. Prints, per concurrency level, output-token throughput of
+each side and their ratio, and the median time to first token and end-to-end latency of each, with
+the difference the gateway adds. Targets (issue 3): throughput ratio >= 0.97, added p50 <= 2 ms.
+
+    .venv/bin/python tests/bench/gateway_overhead.py [--requests 16] [--max-tokens 64] [--levels 1,16]
+
+No assertion here: the figures go into the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from reference_server.auth import DEMO_KEYS  # noqa: E402
+from reference_server.engines.vllm import CHAT_SERVED_NAMES  # noqa: E402
+from reference_server.model_prep import prepare_chat_model  # noqa: E402
+from reference_server.vllm_process import DEFAULT_CHAT_ARGS, VllmProcess  # noqa: E402
+
+
+@dataclass
+class Sample:
+    ttft: float
+    e2e: float
+    tokens: int
+
+
+async def one_stream(
+    client: httpx.AsyncClient, url: str, headers: dict[str, str], body: dict[str, object]
+) -> Sample:
+    start = time.perf_counter()
+    ttft = 0.0
+    tokens = 0
+    async with client.stream("POST", url, json=body, headers=headers) as response:
+        response.raise_for_status()
+        async for line in response.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            if chunk["choices"] and chunk["choices"][0]["delta"].get("content") and not ttft:
+                ttft = time.perf_counter() - start
+    return Sample(ttft, time.perf_counter() - start, tokens)
+
+
+async def run_level(
+    base: str, headers: dict[str, str], concurrency: int, requests: int, max_tokens: int
+) -> tuple[float, list[Sample]]:
+    body = {
+        "model": "42-logic",
+        "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,  # vLLM extension: every request yields exactly max_tokens tokens
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), limits=limits) as client:
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(requests):
+            queue.put_nowait(i)
+        samples: list[Sample] = []
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                samples.append(await one_stream(client, f"{base}/v1/chat/completions", headers, body))
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+    return sum(s.tokens for s in samples) / elapsed, samples
+
+
+def start_gateway(chat_url: str, cache: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port_file = Path(tempfile.mkdtemp()) / "port"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--engine",
+            "vllm",
+            "--chat-engine-url",
+            chat_url,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--cache-dir",
+            str(cache),
+            "--log-level",
+            "warning",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gateway exited with {proc.returncode}")
+        if port_file.exists() and port_file.read_text().strip():
+            base = f"http://127.0.0.1:{port_file.read_text().strip()}"
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                    return proc, base
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    raise SystemExit("gateway did not become healthy in 120 s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--requests", type=int, default=16, help="requests per side, level and round (at least 4 x level)"
+    )
+    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--levels", default="1,16")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per level")
+    args = parser.parse_args()
+    cache = ROOT / ".cache"
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model_dir = prepare_chat_model(cache / "models")
+    with VllmProcess(
+        model_dir,
+        CHAT_SERVED_NAMES[0],
+        runner="generate",
+        extra_args=("--served-model-name", *CHAT_SERVED_NAMES, *DEFAULT_CHAT_ARGS),
+        cache_root=cache / "vllm-bench",
+        log_file=cache / "logs" / "bench-vllm-chat.log",
+    ) as vllm:
+        vllm.wait_ready(300)
+        gateway, gateway_base = start_gateway(vllm.base_url, cache)
+        try:
+
+            def gateway_headers() -> dict[str, str]:
+                # Task tokens live 60 s (the API's rule): take a fresh one for every run, outside timing.
+                token = httpx.post(
+                    f"{gateway_base}/api/token",
+                    headers={"Authorization": f"Bearer {DEMO_KEYS['internal']}"},
+                    timeout=10,
+                )
+                return {"Authorization": f"Bearer {token.json()['task_token']}"}
+
+            sides: dict[str, tuple[str, Callable[[], dict[str, str]]]] = {
+                "direct": (vllm.base_url, dict),
+                "gateway": (gateway_base, gateway_headers),
+            }
+            # Warm both paths (first requests pay for lazy initialisation on each side).
+            for base, make_headers in sides.values():
+                asyncio.run(run_level(base, make_headers(), 2, 4, 8))
+            print(f"{'conc':>4} {'side':>8} {'tok/s':>8} {'TTFT p50 ms':>12} {'E2E p50 ms':>11}")
+            for level in (int(x) for x in args.levels.split(",")):
+                results: dict[str, tuple[list[float], list[Sample]]] = {
+                    "direct": ([], []),
+                    "gateway": ([], []),
+                }
+                for _ in range(args.rounds):
+                    for name, (base, make_headers) in sides.items():
+                        rate, samples = asyncio.run(
+                            run_level(
+                                base, make_headers(), level, max(args.requests, 4 * level), args.max_tokens
+                            )
+                        )
+                        results[name][0].append(rate)
+                        results[name][1].extend(samples)
+                summary = {}
+                for name, (rates, samples) in results.items():
+                    rate = statistics.fmean(rates)
+                    ttft = statistics.median(s.ttft for s in samples) * 1000
+                    e2e = statistics.median(s.e2e for s in samples) * 1000
+                    summary[name] = (rate, ttft, e2e)
+                    print(f"{level:>4} {name:>8} {rate:>8.1f} {ttft:>12.2f} {e2e:>11.2f}")
+                ratio = summary["gateway"][0] / summary["direct"][0]
+                added_ttft = summary["gateway"][1] - summary["direct"][1]
+                added_e2e = summary["gateway"][2] - summary["direct"][2]
+                print(
+                    f"{level:>4} {'ratio':>8} {ratio:>8.3f} {added_ttft:>+12.2f} {added_e2e:>+11.2f}"
+                    "   (gateway / direct; added ms)"
+                )
+        finally:
+            os.killpg(gateway.pid, signal.SIGTERM)
+            gateway.wait(30)
+
+
+if __name__ == "__main__":
+    main()
