@@ -33,7 +33,7 @@ ACCESS_LOGGER = "conform42.access"
 class _Exchange:
     """What one request's messages showed; ``receive``/``send`` replace the server's callables."""
 
-    __slots__ = ("_receive", "_send", "body_bytes", "disconnected", "first_byte", "status")
+    __slots__ = ("_receive", "_send", "body_bytes", "complete", "disconnected", "first_byte", "status")
 
     def __init__(self, receive: Receive, send: Send) -> None:
         self._receive = receive
@@ -41,11 +41,14 @@ class _Exchange:
         self.status: int | None = None
         self.first_byte: float | None = None
         self.body_bytes = 0
+        self.complete = False
         self.disconnected = False
 
     async def receive(self) -> Message:
         message = await self._receive()
-        if message["type"] == "http.disconnect":
+        # Servers also deliver http.disconnect after the last body message (Starlette's streaming
+        # response listens for it until the end): only one that comes before is a client gone away.
+        if message["type"] == "http.disconnect" and not self.complete:
             self.disconnected = True
         return message
 
@@ -57,6 +60,8 @@ class _Exchange:
                 if self.first_byte is None:
                     self.first_byte = time.perf_counter()
                 self.body_bytes += size
+            if not message.get("more_body", False):
+                self.complete = True
         elif kind == "http.response.start":
             self.status = message["status"]
         try:

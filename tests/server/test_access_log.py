@@ -223,6 +223,24 @@ def test_disconnect_seen_by_the_app_is_flagged(caplog):
     assert (line["status"], line["bytes"], line["disconnected"]) == (200, 7, True)
 
 
+def test_disconnect_after_the_last_body_message_is_not_flagged(caplog):
+    # Starlette's streaming response keeps listening for http.disconnect until the end, and servers
+    # deliver it once the response is complete: that is the normal end, not a client gone away.
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        assert (await receive())["type"] == "http.disconnect"
+
+    async def receive() -> Message:
+        return {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        pass
+
+    asyncio.run(AccessLogMiddleware(app)(http_scope(), receive, send))
+    assert only_line(caplog)["disconnected"] is False
+
+
 def test_failed_send_is_flagged_as_disconnect_and_reraised(caplog):
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
