@@ -51,13 +51,13 @@ test-fast: venv
 requirements: venv
 	$(BIN)/conform42 requirements
 
-# The main job. Until the suite and the reference server land it prints the catalogue summary and says
-# what is missing, rather than pretending to a verdict.
+# The main job. Until the behaviour suite lands (issue 6) it prints the catalogue summary and says what
+# is missing, rather than pretending to a verdict.
 conformance: venv
 	$(BIN)/conform42 requirements --format markdown > /dev/null
 	@$(BIN)/python -c "from suite.catalogue import load_catalogue as l; c=l(); print(f'{len(c)} requirements in the catalogue.')"
-	@echo "conform42: the behaviour suite and the reference server have not landed yet (issues 3 and 6);"
-	@echo "           nothing to run against. See README.md, 'Status'."
+	@echo "conform42: the behaviour suite (conform42 run) has not landed yet (issue 6), so there is no verdict."
+	@echo "           The reference server runs today: make serve. See README.md, 'Status'."
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
