@@ -25,6 +25,8 @@ from types import TracebackType
 
 import httpx
 
+from reference_server.vllm_process import tail
+
 __all__ = ["REPO_ROOT", "ServerProcess", "ServerStartError"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -39,10 +41,6 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return ""
-
-
-def _tail(path: Path, lines: int) -> str:
-    return "\n".join(_read(path).splitlines()[-lines:])
 
 
 class ServerProcess:
@@ -91,8 +89,8 @@ class ServerProcess:
 
     def log_tail(self, lines: int = 60) -> str:
         """The last lines of stdout and of stderr, labelled, for assertion and failure messages."""
-        return (f"--- stdout (last {lines} lines) ---\n{_tail(self.stdout_path, lines)}\n"
-                f"--- stderr (last {lines} lines) ---\n{_tail(self.stderr_path, lines)}")
+        return (f"--- stdout (last {lines} lines) ---\n{tail(self.stdout_path, lines)}\n"
+                f"--- stderr (last {lines} lines) ---\n{tail(self.stderr_path, lines)}")
 
     # ---------------------------------------------------------------------------------- start / stop
 
