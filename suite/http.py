@@ -1,0 +1,209 @@
+"""The suite's HTTP client: every request has a timeout, none is retried, task tokens are managed.
+
+``Api`` is what behaviour tests use. It knows the two profiles' auth schemes (42ai: exchange the API key
+for a 60 s task token at ``POST /api/token`` and refresh it before it expires; fortytwo: the key is the
+bearer), records the last request so a failure can print a curl line, and maps transport failures to
+outcomes: a target that cannot be reached at all is an *Error* (``TargetUnreachable``); one that
+accepts the connection and then times out, resets or sends garbage does not conform (a *Fail*).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+
+from suite.checks import ConformanceFailure, TargetUnreachable, expect, expect_json, expect_status
+from suite.target import Target
+
+__all__ = ["TOKEN_PATH", "Api"]
+
+TOKEN_PATH = "/api/token"
+# Refresh a cached task token this long before its documented expiry, so no test races the clock.
+_REFRESH_MARGIN_S = 15.0
+
+
+def _transport_failure(exc: httpx.TransportError, request: httpx.Request | None, timeout: float) -> Exception:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol):
+        return TargetUnreachable(f"cannot reach the target: {exc!r}")
+    if isinstance(exc, httpx.TimeoutException):
+        return ConformanceFailure(
+            "the target did not answer in time",
+            expected=f"a response within the request timeout ({timeout:g} s)",
+            received=f"{type(exc).__name__}: {exc}",
+            request=request,
+        )
+    return ConformanceFailure(
+        "the target broke the HTTP exchange",
+        expected="a well-formed HTTP response",
+        received=f"{type(exc).__name__}: {exc}",
+        request=request,
+    )
+
+
+class Api:
+    """A synchronous client for one target; thread-safe for the concurrency tests."""
+
+    def __init__(self, target: Target, *, transport: httpx.BaseTransport | None = None) -> None:
+        self.target = target
+        self.timeout = target.timeout
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(target.timeout),
+            follow_redirects=False,
+            # The limit tests hold many streams open at once.
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            transport=transport,
+        )
+        self._tokens: dict[str, tuple[str, float]] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    @property
+    def last_request(self) -> httpx.Request | None:
+        """The last request this thread sent (for "Reproduce with:")."""
+        request: httpx.Request | None = getattr(self._local, "request", None)
+        return request
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- auth --------------------------------------------------------------------------------
+    def exchange(self, api_key: str | None, *, headers: Mapping[str, str] | None = None) -> httpx.Response:
+        """``POST /api/token`` with ``api_key`` as the bearer (None: no Authorization header)."""
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        if api_key is not None:
+            sent["Authorization"] = f"Bearer {api_key}"
+        return self.send("POST", self.target.token_base + TOKEN_PATH, headers=sent)
+
+    def new_token(self, tier: str) -> str:
+        """A freshly exchanged task token for ``tier`` (fortytwo profile: the API key itself)."""
+        key = self.target.key(tier)
+        if self.target.profile == "fortytwo":
+            return key
+        response = self.exchange(key)
+        expect_status(response, 200, message=f"token exchange with the {tier} key failed")
+        body = expect_json(response)
+        token = body.get("task_token") if isinstance(body, dict) else None
+        expect(
+            isinstance(token, str) and token,
+            "token exchange answered without a task token",
+            expected='{"task_token": <string>}',
+            received=str(body)[:200],
+            response=response,
+        )
+        assert isinstance(token, str)
+        return token
+
+    def token(self, tier: str = "free") -> str:
+        """A cached task token for ``tier``, refreshed well before its 60 s expiry."""
+        with self._lock:
+            cached = self._tokens.get(tier)
+            if cached and time.monotonic() < cached[1]:
+                return cached[0]
+        token = self.new_token(tier)
+        with self._lock:
+            self._tokens[tier] = (token, time.monotonic() + self.target.token_ttl_s - _REFRESH_MARGIN_S)
+        return token
+
+    def auth(self, tier: str | None = "free") -> dict[str, str]:
+        return {} if tier is None else {"Authorization": f"Bearer {self.token(tier)}"}
+
+    # -- requests ----------------------------------------------------------------------------
+    def _build(
+        self,
+        method: str,
+        url: str,
+        *,
+        tier: str | None,
+        json: Any,
+        content: bytes | str | None,
+        headers: Mapping[str, str] | None,
+        timeout: float | None,
+    ) -> httpx.Request:
+        if not url.startswith(("http://", "https://")):
+            url = self.target.base_url + url
+        sent = {**self.auth(tier), **(headers or {})}
+        extensions = {"timeout": httpx.Timeout(timeout).as_dict()} if timeout is not None else None
+        request = self._client.build_request(
+            method, url, json=json, content=content, headers=sent, extensions=extensions
+        )
+        self._local.request = request
+        return request
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        tier: str | None = None,
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Send one request (``url`` absolute or a path on the target) and read the whole body."""
+        request = self._build(method, url, tier=tier, json=json, content=content, headers=headers,
+                              timeout=timeout)
+        try:
+            return self._client.send(request)
+        except httpx.TransportError as exc:
+            raise _transport_failure(exc, request, timeout or self.timeout) from exc
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        tier: str | None = "free",
+        json: Any = None,
+        content: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> httpx.Response:
+        """Like ``send``, authenticated as ``tier`` by default (None: no Authorization header)."""
+        return self.send(method, path, tier=tier, json=json, content=content, headers=headers,
+                         timeout=timeout)
+
+    def post(
+        self, path: str, json: Any = None, *, tier: str | None = "free", **kwargs: Any
+    ) -> httpx.Response:
+        return self.request("POST", path, json=json, tier=tier, **kwargs)
+
+    def get(self, path: str, *, tier: str | None = "free", **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, tier=tier, **kwargs)
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        tier: str | None = "free",
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[httpx.Response]:
+        """Open a streaming response; the body is read by the caller (see ``suite.sse``)."""
+        request = self._build(method, path, tier=tier, json=json, content=None, headers=headers,
+                              timeout=timeout)
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise _transport_failure(exc, request, timeout or self.timeout) from exc
+        try:
+            yield response
+        except httpx.TransportError as exc:
+            raise _transport_failure(exc, request, timeout or self.timeout) from exc
+        finally:
+            response.close()
