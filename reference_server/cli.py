@@ -43,7 +43,6 @@ from reference_server.engines.vllm import (
 )
 from reference_server.model_prep import INSTALL_HINT, ModelNotAvailable, find_minilm_dir, prepare_chat_model
 from reference_server.vllm_process import (
-    DEFAULT_CHAT_ARGS,
     VllmProcess,
     VllmStartError,
     read_kv_cache_tokens,
@@ -264,10 +263,8 @@ def _vllm_engines(args: argparse.Namespace, engines: _Engines) -> tuple[ChatEngi
     embed_proc: VllmProcess | None = None
     if args.chat_engine_url is None:
         chat_proc = VllmProcess(
-            chat_dir, CHAT_SERVED_NAMES[0], runner="generate",
-            # VllmProcess passes one --served-model-name; vLLM's argparse keeps the last occurrence, so
-            # this list (every chat ID, vLLM accepts each) wins. Its first name is the one vLLM echoes.
-            extra_args=("--served-model-name", *CHAT_SERVED_NAMES, *DEFAULT_CHAT_ARGS),
+            # Every chat ID is a served name (vLLM accepts each); the first is the one vLLM echoes.
+            chat_dir, CHAT_SERVED_NAMES, runner="generate",
             cache_root=cache / "vllm-run", log_file=logs / f"vllm-chat-{os.getpid()}.log",
             # start() runs on the main thread, which lives as long as the server: if this process is
             # SIGKILLed, the kernel still SIGTERMs the 3.6 GB engine.

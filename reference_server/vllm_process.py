@@ -125,7 +125,7 @@ class VllmProcess:
     def __init__(
         self,
         model: Path | str,
-        served_model_name: str,
+        served_model_name: str | Sequence[str],
         *,
         runner: Runner = "generate",
         extra_args: Sequence[str] | None = None,
@@ -150,10 +150,15 @@ class VllmProcess:
         turn it on when `start()` runs on a long-lived thread such as the main one: started from a
         short-lived worker thread, the server would be stopped when that thread exits.
         """
+        names = (served_model_name,) if isinstance(served_model_name, str) else tuple(served_model_name)
+        if not names:
+            raise ValueError("served_model_name must name at least one model")
         if runner not in ("generate", "pooling"):
             raise ValueError(f"runner must be 'generate' or 'pooling', not {runner!r}")
         self.model = str(model)
-        self.served_model_name = served_model_name
+        #: Every name the server answers to; vLLM writes the first into its answers.
+        self.served_names: tuple[str, ...] = names
+        self.served_model_name = names[0]
         self.runner: Runner = runner
         default_args = DEFAULT_CHAT_ARGS if runner == "generate" else DEFAULT_EMBED_ARGS
         self.extra_args: tuple[str, ...] = tuple(default_args if extra_args is None else extra_args)
@@ -178,7 +183,8 @@ class VllmProcess:
         args = [
             self.python, "-m", "vllm.entrypoints.openai.api_server",
             "--model", self.model,
-            "--served-model-name", self.served_model_name,
+            # One flag with every name: vLLM's argparse keeps only the last occurrence of a repeated flag.
+            "--served-model-name", *self.served_names,
             "--host", "127.0.0.1",
             "--port", str(port),
             # Compiled starts cost ~80 s each (the compile cache never reloads in 0.32); eager ~20-28 s.

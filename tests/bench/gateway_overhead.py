@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from reference_server.auth import DEMO_KEYS  # noqa: E402
 from reference_server.engines.vllm import CHAT_SERVED_NAMES  # noqa: E402
 from reference_server.model_prep import prepare_chat_model  # noqa: E402
-from reference_server.vllm_process import DEFAULT_CHAT_ARGS, VllmProcess  # noqa: E402
+from reference_server.vllm_process import VllmProcess  # noqa: E402
 
 
 @dataclass
@@ -147,9 +147,8 @@ def main() -> None:
     model_dir = prepare_chat_model(cache / "models")
     with VllmProcess(
         model_dir,
-        CHAT_SERVED_NAMES[0],
+        CHAT_SERVED_NAMES,
         runner="generate",
-        extra_args=("--served-model-name", *CHAT_SERVED_NAMES, *DEFAULT_CHAT_ARGS),
         cache_root=cache / "vllm-bench",
         log_file=cache / "logs" / "bench-vllm-chat.log",
     ) as vllm:
