@@ -51,13 +51,11 @@ test-fast: venv
 requirements: venv
 	$(BIN)/conform42 requirements
 
-# The main job. Until the behaviour suite lands (issue 6) it prints the catalogue summary and says what
-# is missing, rather than pretending to a verdict.
-conformance: venv
-	$(BIN)/conform42 requirements --format markdown > /dev/null
-	@$(BIN)/python -c "from suite.catalogue import load_catalogue as l; c=l(); print(f'{len(c)} requirements in the catalogue.')"
-	@echo "conform42: the behaviour suite (conform42 run) has not landed yet (issue 6), so there is no verdict."
-	@echo "           The reference server runs today: make serve. See README.md, 'Status'."
+# The main job: start the bundled reference server (real vLLM engines, about 45 s), run the behaviour
+# suite against it and write reports/junit.xml, reports/results.json and reports/report.html. The exit
+# code is the verdict: 0 conformant, 1 non-conformant, 2 inconclusive or a suite error.
+conformance: vllm
+	$(BIN)/conform42 run --report reports/
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -33,6 +33,7 @@ import uvicorn
 from reference_server.access_log import ACCESS_LOGGER
 from reference_server.app import create_app
 from reference_server.auth import DEMO_KEYS, Authenticator
+from reference_server.batch import DataDirBusy, DataDirLock
 from reference_server.config import DEMO_KEYS_FILE, ServerConfig
 from reference_server.engines.sim import SimChatEngine, SimEmbedEngine
 from reference_server.engines.vllm import (
@@ -42,6 +43,7 @@ from reference_server.engines.vllm import (
     VllmEmbedEngine,
 )
 from reference_server.model_prep import INSTALL_HINT, ModelNotAvailable, find_minilm_dir, prepare_chat_model
+from reference_server.pipeline import TemplateError, load_templates
 from reference_server.vllm_process import (
     VllmProcess,
     VllmStartError,
@@ -160,7 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="KV-cache budget for 503 admission instead of the engine's own capacity")
     parser.add_argument("--image-dir", type=Path, help="folder whose images 42-vision requests may name")
     parser.add_argument("--data-dir", type=Path,
-                        help="server state such as batches (default CACHE/server-data)")
+                        help="server state (batches.sqlite3), kept across restarts; one server per folder "
+                             "(default: a temporary folder, removed at exit)")
+    parser.add_argument("--pipeline-dir", type=Path,
+                        help="extra pipeline templates (*.yaml) besides the bundled ones")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache"),
                         help="converted models, vLLM caches and engine logs (default ./.cache)")
     parser.add_argument("--sim-token-delay", type=_non_negative_float, default=0.0, metavar="SECONDS",
@@ -458,7 +463,10 @@ def _main(args: argparse.Namespace, engines: _Engines) -> int:
         jwt_secret=secret,
         kv_budget_tokens=args.kv_budget_tokens,
         image_dir=args.image_dir,
-        data_dir=args.data_dir if args.data_dir is not None else args.cache_dir / "server-data",
+        # No default folder: one server may hold a data dir at a time, and servers started side by side
+        # from one checkout (tests, the suite's own) must not collide on a shared default.
+        data_dir=args.data_dir,
+        pipeline_dir=args.pipeline_dir,
     )
     try:
         # Checked before any engine starts: a bad keys file or a short secret should cost a second, not
@@ -466,6 +474,18 @@ def _main(args: argparse.Namespace, engines: _Engines) -> int:
         Authenticator.from_config(config)
     except ValueError as exc:
         raise _Fatal(EXIT_SETUP, str(exc)) from exc
+    try:
+        # create_app loads them again; checking here makes a broken template cost a second, not 40.
+        load_templates(config.pipeline_dir)
+    except TemplateError as exc:
+        raise _Fatal(EXIT_SETUP, str(exc)) from exc
+    if config.data_dir is not None:
+        try:
+            # The app takes the data directory for good at start-up; a second server on it must learn
+            # that now, not after a 40 s engine start.
+            DataDirLock.check(config.data_dir)
+        except (DataDirBusy, OSError) as exc:
+            raise _Fatal(EXIT_SETUP, f"--data-dir {config.data_dir}: {exc}") from exc
     if args.engine == "sim":
         chat, embed = _sim_engines(args, engines)
     else:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +23,15 @@ class ServerConfig:
     kv_budget_tokens: int | None = None
     #: Folder whose files ``image_url`` may name (``file:`` URLs or bare paths); None allows data: URLs only.
     image_dir: Path | None = None
-    #: Where batches and other state live.
-    data_dir: Path = field(default_factory=lambda: Path(".cache") / "server-data")
+    #: Where batches (batches.sqlite3) live; None makes a temporary folder per run (lost at shutdown).
+    data_dir: Path | None = None
+    #: Completion cap of a batch task whose request sets no max_tokens (unbounded would fill the context).
+    batch_max_tokens: int = 256
+    #: Batch workers per key of the unlimited (internal) tier; free and pro get their tier concurrency.
+    batch_unlimited_tier_workers: int = 8
+    #: A batch task still unfinished after this long is failed (type "timeout").
+    batch_task_timeout_s: float = 600.0
+    #: Extra pipeline templates (*.yaml), on top of the ones shipped in reference_server/pipelines.
+    pipeline_dir: Path | None = None
     retry_after_429_s: int = 5
     retry_after_503_s: int = 30

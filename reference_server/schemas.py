@@ -8,11 +8,13 @@ lax mode would turn ``"model": 42`` into ``"42"`` or ``"stream": "yes"`` into ``
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -20,17 +22,23 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
 )
 
 from reference_server.errors import ApiError
 
 __all__ = [
+    "MAX_BATCH_TASKS",
+    "BatchMessage",
+    "BatchRequest",
+    "BatchTask",
     "ChatCompletionRequest",
     "ChatMessage",
     "ContentPart",
     "EmbeddingRequest",
     "ImagePart",
     "ImageUrl",
+    "PipelineRequest",
     "StreamOptions",
     "TextPart",
     "parse_body",
@@ -77,6 +85,17 @@ class StreamOptions(BaseModel):
     include_usage: StrictBool = False
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON has one number type: 16.0 is the integer 16 (JSON Schema agrees), but 16.5 and "16" are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: A token count: an integer, or a float with no fractional part; never a string or a boolean.
+WholeNumber = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -84,8 +103,8 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    max_tokens: StrictInt | None = Field(default=None, ge=1)
-    max_completion_tokens: StrictInt | None = Field(default=None, ge=1)
+    max_tokens: WholeNumber | None = Field(default=None, ge=1)
+    max_completion_tokens: WholeNumber | None = Field(default=None, ge=1)
     response_format: dict[str, Any] | None = None
     # JSON has one number type: 1 and 1.0 are both a valid temperature, "1" is not.
     temperature: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=2)
@@ -102,6 +121,54 @@ class EmbeddingRequest(BaseModel):
     ]
     # The OpenAI SDK sends "base64" unless told otherwise.
     encoding_format: Literal["float", "base64"] | None = None
+
+
+#: Tasks per batch: every task is validated and stored before the answer, so the request stays bounded.
+MAX_BATCH_TASKS = 1000
+
+
+class BatchMessage(BaseModel):
+    """A batch task's message: text only, as the Message schema of the 42ai spec."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "user", "assistant"]
+    content: StrictStr
+
+
+class BatchTask(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: StrictStr = Field(min_length=1, max_length=256)
+    messages: list[BatchMessage] = Field(min_length=1)
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: StrictStr
+    tasks: list[BatchTask] = Field(min_length=1, max_length=MAX_BATCH_TASKS)
+    #: Not in 000: a cap per task's completion; the server's default applies without it.
+    max_tokens: WholeNumber | None = Field(default=None, ge=1)
+
+    @field_validator("tasks")
+    @classmethod
+    def _unique_ids(cls, tasks: list[BatchTask]) -> list[BatchTask]:
+        # Results are keyed by task id: a repeated id would lose a result (catalogue BATCH-011).
+        repeated = sorted(task_id for task_id, n in Counter(t.id for t in tasks).items() if n > 1)
+        if repeated:
+            names = ", ".join(map(repr, repeated))
+            raise ValueError(f"task ids must be unique within a batch; repeated: {names}")
+        return tasks
+
+
+class PipelineRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    #: Any string: an empty or unknown name is an unknown template (404), as the spec sets no minLength.
+    template: StrictStr
+    #: Template inputs; which members a template needs is checked against the template itself.
+    input: dict[str, Any]
 
 
 def parse_body(raw: bytes, content_type: str | None, model: type[M]) -> M:

@@ -46,6 +46,7 @@ AREAS: tuple[str, ...] = (
     "pipeline",
     "errors",
     "sdk",
+    "spec",
 )
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from suite.catalogue import AREAS, LEVELS, PROFILES, CatalogueError, Requirement, load_catalogue
 from suite.resources import SpecsNotFound
+from suite.run_command import add_run_parser
 
 __all__ = ["main"]
 
@@ -46,6 +47,10 @@ def _build_parser() -> argparse.ArgumentParser:
     reqs.add_argument("--area", action="append", choices=AREAS, help="only this area (repeatable)")
     reqs.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     reqs.set_defaults(handler=_cmd_requirements)
+
+    add_run_parser(commands)
+
+    # `conform42 load` (the Locust harness, loadtests/) is added here by its own module, like `run`.
 
     # Parsed by the reference server itself; listed here so `conform42 --help` shows it.
     commands.add_parser(
@@ -109,7 +114,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
         _exec_reference_server(argv[1:])
-    args = _build_parser().parse_args(argv)
+    parser = _build_parser()
+    # `run` passes everything after `--` to pytest untouched.
+    passthrough: list[str] = []
+    if "--" in argv:
+        passthrough = argv[argv.index("--") + 1:]
+        argv = argv[: argv.index("--")]
+    args = parser.parse_args(argv)
+    args.pytest_args = passthrough
     try:
         code: int = args.handler(args)
     except (CatalogueError, SpecsNotFound) as exc:

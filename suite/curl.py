@@ -7,12 +7,13 @@ sets before pasting the line.
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Mapping
 
 import httpx
 
-__all__ = ["REDACTED_TOKEN", "redact", "to_curl"]
+__all__ = ["REDACTED_TOKEN", "redact", "scrub", "to_curl"]
 
 REDACTED_TOKEN = "$CONFORM42_TASK_TOKEN"
 _BODY_LIMIT = 4000
@@ -26,6 +27,20 @@ def redact(text: str, keys: Mapping[str, str]) -> str:
         if key:
             text = text.replace(key, f"$CONFORM42_KEY_{tier.upper()}")
     return text
+
+
+# A compact JWT (what a task token is): header and payload are base64url JSON objects, so they start "eyJ".
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_BEARER = re.compile(r"(Bearer\s+)(?!\$CONFORM42_)[^\s\"',}]+", re.IGNORECASE)
+
+
+def scrub(text: str, keys: Mapping[str, str]) -> str:
+    """``redact`` plus task tokens: any JWT or other bearer credential becomes ``$CONFORM42_TASK_TOKEN``.
+
+    For free text (failure messages, response excerpts) where a secret may appear anywhere.
+    """
+    text = _JWT.sub(REDACTED_TOKEN, redact(text, keys))
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED_TOKEN, text)
 
 
 def _auth_value(value: str, keys: Mapping[str, str]) -> str:

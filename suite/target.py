@@ -35,7 +35,8 @@ class Target:
     base_url: str
     profile: Profile = "42ai"
     token_url: str | None = None
-    keys: Mapping[str, str] = field(default_factory=dict)
+    # repr=False: a traceback that prints the Target must not print the keys.
+    keys: Mapping[str, str] = field(default_factory=dict, repr=False)
     timeout: float = 30.0
     chat_model: str = "42-general"
     embed_model: str | None = "42-embed"

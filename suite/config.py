@@ -1,0 +1,208 @@
+"""The run's settings, from three sources: command line > environment > ``conform42.toml``.
+
+The file is found with ``--conform42-config FILE`` (env ``CONFORM42_CONFIG``) or as ``conform42.toml`` in
+the working directory. Its string values may name environment variables as ``${NAME}`` (an unset
+variable is an error, so a typo cannot silently turn into "no target") or ``${NAME:-default}``
+(``${NAME:-}``: empty when unset, e.g. for an optional tier key). Example::
+
+    target = "https://api.example.com"
+    token_url = "https://auth.example.com"
+    profile = "42ai"            # or "fortytwo"
+    level = "should"            # must | should | may
+    requirements = "AUTH or STREAM"
+    report = "reports"
+    request_timeout = 30
+    [keys]
+    free = "${MY_FREE_KEY}"
+    pro = "${MY_PRO_KEY:-}"
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite.target import PROFILE_NAMES, TIERS
+
+__all__ = [
+    "CONFIG_FILE_NAME",
+    "ENGINES",
+    "ConfigError",
+    "Settings",
+    "load_file",
+    "resolve_settings",
+    "substitute_env",
+]
+
+CONFIG_FILE_NAME = "conform42.toml"
+ENGINES = ("vllm", "sim")
+LEVEL_NAMES = ("must", "should", "may")
+DEFAULT_REQUEST_TIMEOUT_S = 30.0
+
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class ConfigError(ValueError):
+    """A setting is missing, malformed or names an unset environment variable; the message says which."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin needs to know about the run, secrets included (see ``redacted``)."""
+
+    target: str | None = None
+    token_url: str | None = None
+    profile: str = "42ai"
+    keys: Mapping[str, str] = field(default_factory=dict)
+    level: str = "may"
+    requirements: str | None = None
+    report_dir: Path | None = None
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
+    chat_model: str | None = None
+    embed_model: str | None = None
+    reference_engine: str = "vllm"
+    config_file: Path | None = None
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings for a report: keys appear only as which tiers were given."""
+        return {
+            "target": self.target or "(bundled reference server)",
+            "token_url": self.token_url,
+            "profile": self.profile,
+            "keys": {tier: ("given" if self.keys.get(tier) else "not given") for tier in TIERS},
+            "level": self.level,
+            "requirements": self.requirements,
+            "report_dir": str(self.report_dir) if self.report_dir else None,
+            "request_timeout_s": self.request_timeout,
+            "chat_model": self.chat_model,
+            "embed_model": self.embed_model,
+            "reference_engine": self.reference_engine if not self.target else None,
+            "config_file": str(self.config_file) if self.config_file else None,
+        }
+
+
+def substitute_env(text: str, env: Mapping[str, str], *, where: str) -> str:
+    """Replace ``${NAME}`` / ``${NAME:-default}`` in ``text`` from ``env``."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{where}: environment variable {name} is not set "
+                          f"(write ${{{name}:-}} to make it optional)")
+
+    return _VARIABLE.sub(replace, text)
+
+
+def _substitute_all(data: Any, env: Mapping[str, str], where: str) -> Any:
+    if isinstance(data, str):
+        return substitute_env(data, env, where=where)
+    if isinstance(data, dict):
+        return {k: _substitute_all(v, env, f"{where}: {k}") for k, v in data.items()}
+    return data
+
+
+_FILE_KEYS = {"target", "token_url", "profile", "keys", "level", "requirements", "report",
+              "request_timeout", "chat_model", "embed_model", "reference_engine"}
+
+
+def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
+    """Read a ``conform42.toml`` into a flat mapping (``keys`` stays a table), variables substituted."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    unknown = sorted(set(raw) - _FILE_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(sorted(_FILE_KEYS))})")
+    data: dict[str, Any] = _substitute_all(raw, env, str(path))
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict) or set(keys) - set(TIERS):
+        raise ConfigError(f"{path}: [keys] must map tiers ({', '.join(TIERS)}) to API keys")
+    return data
+
+
+def _find_file(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
+    named = explicit or env.get("CONFORM42_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    default = cwd / CONFIG_FILE_NAME
+    return default if default.is_file() else None
+
+
+def _float(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
+    if number <= 0:
+        raise ConfigError(f"{name} must be > 0, not {value!r}")
+    return number
+
+
+def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return value
+
+
+def resolve_settings(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str] | None = None,
+    *,
+    cwd: Path | None = None,
+) -> Settings:
+    """Merge the sources. ``cli`` holds option values by setting name (None: not given on the command
+    line), plus ``config`` for ``--conform42-config`` and ``key_<tier>`` for the keys."""
+    env = os.environ if env is None else env
+    path = _find_file(cli.get("config"), env, cwd or Path.cwd())
+    file = load_file(path, env) if path else {}
+
+    def pick(name: str, env_name: str, file_name: str | None = None) -> Any:
+        """CLI, then environment (empty counts as unset), then the file."""
+        if cli.get(name) is not None:
+            return cli[name]
+        if env.get(env_name):
+            return env[env_name]
+        value = file.get(file_name or name)
+        return value if value not in ("", None) else None
+
+    keys: dict[str, str] = {}
+    file_keys: dict[str, Any] = file.get("keys", {})
+    for tier in TIERS:
+        key = cli.get(f"key_{tier}") or env.get(f"CONFORM42_KEY_{tier.upper()}") or file_keys.get(tier)
+        if key:
+            keys[tier] = str(key)
+
+    timeout = pick("request_timeout", "CONFORM42_TIMEOUT")
+    report = pick("report_dir", "CONFORM42_REPORT", "report")
+    to_str: Callable[[Any], str | None] = lambda v: None if v is None else str(v)  # noqa: E731
+    return Settings(
+        target=to_str(pick("target", "CONFORM42_TARGET")),
+        token_url=to_str(pick("token_url", "CONFORM42_TOKEN_URL")),
+        profile=_choice(str(pick("profile", "CONFORM42_PROFILE") or "42ai"), "profile", PROFILE_NAMES),
+        keys=keys,
+        level=_choice(str(pick("level", "CONFORM42_LEVEL") or "may").lower(), "level", LEVEL_NAMES),
+        requirements=to_str(pick("requirements", "CONFORM42_REQUIREMENTS")),
+        report_dir=Path(report) if report else None,
+        request_timeout=_float(timeout, "request timeout") if timeout is not None
+        else DEFAULT_REQUEST_TIMEOUT_S,
+        chat_model=to_str(pick("chat_model", "CONFORM42_CHAT_MODEL")),
+        embed_model=to_str(pick("embed_model", "CONFORM42_EMBED_MODEL")),
+        reference_engine=_choice(str(pick("reference_engine", "CONFORM42_REFERENCE_ENGINE") or "vllm"),
+                                 "reference engine", ENGINES),
+        config_file=path,
+    )

@@ -1,0 +1,124 @@
+"""Fixtures shared by the behaviour tests.
+
+* ``memo``: one exchange, many checks (a session-wide memo; failures are re-raised per test).
+* ``response_log``: every error response (status >= 400) the suite's client saw in this session, so
+  rare answers (503, 500, 429 of another API) are judged whenever they occur (``LIMIT-011``...).
+* ``aged_token`` / ``expired_token``: a task token taken at session start and aged in the background;
+  the tests that need it expired are moved to the end of the run (``@late``) and wait only for the rest
+  of its 60 seconds, so the whole run is not a minute longer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from suite.checks import disabled
+from suite.conformance._helpers import LATE_ATTR, Memo, first_tier
+from suite.http import Api
+from suite.target import Target
+
+#: Extra seconds past the documented lifetime before an aged token is presented.
+EXPIRY_MARGIN_S = 2.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Move ``@late`` tests to the end, keeping the relative order of both groups."""
+    late = [item for item in items if getattr(getattr(item, "obj", None), LATE_ATTR, False)]
+    if late:
+        moved = set(map(id, late))
+        items[:] = [item for item in items if id(item) not in moved] + late
+
+
+@pytest.fixture(scope="session")
+def memo() -> Memo:
+    return Memo()
+
+
+@pytest.fixture
+def tier(target: Target) -> str:
+    """The tier of ordinary requests: the first one with a key (free, pro, internal)."""
+    return first_tier(target)
+
+
+# --------------------------------------------------------------------------------- response log
+@dataclass
+class ResponseLog:
+    """Error responses (status >= 400) seen by the suite's client, bodies read."""
+
+    responses: list[httpx.Response] = field(default_factory=list)
+    attached: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, response: httpx.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            response.read()  # error bodies are small; streamed ones are read here, before the test
+        except httpx.HTTPError:
+            return
+        with self._lock:
+            self.responses.append(response)
+
+    def with_status(self, *statuses: int) -> list[httpx.Response]:
+        with self._lock:
+            return [r for r in self.responses if r.status_code in statuses]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def response_log(api: Api) -> ResponseLog:
+    """Attach the log to the suite client's response hooks for the whole session."""
+    log = ResponseLog()
+    # suite.http.Api has no public hook yet; its httpx client does (event_hooks is public httpx API).
+    client = getattr(api, "_client", None)
+    if isinstance(client, httpx.Client):
+        client.event_hooks["response"].append(log.record)
+        log.attached = True
+    return log
+
+
+# ------------------------------------------------------------------------------------ token age
+@dataclass(frozen=True)
+class AgedToken:
+    """A task token exchanged at session start (or why there is none)."""
+
+    tier: str | None
+    token: str | None
+    issued: float
+    problem: str | None = None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def aged_token(target: Target, api: Api) -> AgedToken:
+    """Exchange a key at session start; the token then ages while the other tests run.
+
+    The internal key is preferred: it has no concurrency limit, so the batch that AUTH-012 submits with
+    it cannot take a slot another test counts on.
+    """
+    now = time.monotonic()
+    if target.profile != "42ai":
+        return AgedToken(None, None, now, "task tokens exist only in the 42ai profile")
+    tier = next((t for t in ("internal", "pro", "free") if target.has_key(t)), None)
+    if tier is None:
+        return AgedToken(None, None, now, "no API key given")
+    try:
+        token = api.new_token(tier)
+    except Exception as exc:  # judged by the tests that use it, not here
+        return AgedToken(tier, None, now, f"token exchange failed: {exc}")
+    return AgedToken(tier, token, time.monotonic())
+
+
+@pytest.fixture
+def expired_token(aged_token: AgedToken, target: Target) -> Iterator[AgedToken]:
+    """The session's aged token once it is past its documented lifetime (waits only the remainder)."""
+    if aged_token.token is None or aged_token.tier is None:
+        disabled(aged_token.problem or "no aged token")
+    remaining = aged_token.issued + target.token_ttl_s + EXPIRY_MARGIN_S - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    yield aged_token

@@ -1,0 +1,220 @@
+"""Errors: each documented status for the input that should cause it, in its envelope with its type;
+never a 5xx for a client's mistake. Rare statuses (500, 503) are judged whenever the session saw one."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from suite.checks import expect, expect_envelope, expect_json, expect_status
+from suite.conformance._helpers import CHAT, Memo, chat_body, late
+from suite.conformance.conftest import ResponseLog
+from suite.http import Api
+from suite.markers import requirement
+from suite.target import Target
+
+#: Invalid client inputs -> (the status we expect, what is sent).
+INVALID = {
+    "malformed-json": 400,
+    "messages-missing": 422,
+    "messages-not-array": 422,
+    "model-not-string": 422,
+    "unknown-role": 422,
+    "wrong-content-type": None,  # any 4xx
+    "unknown-model": 404,
+}
+SCHEMA_VIOLATIONS = ["messages-missing", "messages-not-array", "model-not-string"]
+
+
+def invalid_request(api: Api, memo: Memo, target: Target, tier: str, case: str) -> httpx.Response:
+    def send() -> httpx.Response:
+        model = target.chat_model
+        body: dict[str, Any] = chat_body(model, max_tokens=4)
+        if case == "malformed-json":
+            return api.post(
+                CHAT,
+                tier=tier,
+                content=b'{"model": "' + model.encode() + b'", "messages": [',
+                headers={"Content-Type": "application/json"},
+            )
+        if case == "wrong-content-type":
+            return api.post(
+                CHAT, tier=tier, content=json.dumps(body).encode(), headers={"Content-Type": "text/plain"}
+            )
+        if case == "messages-missing":
+            del body["messages"]
+        elif case == "messages-not-array":
+            body["messages"] = "Hello!"
+        elif case == "model-not-string":
+            body["model"] = 42
+        elif case == "unknown-role":
+            body["messages"] = [{"role": "wizard", "content": "Hello!"}]
+        elif case == "unknown-model":
+            body["model"] = f"conform42-no-such-model-{uuid.uuid4().hex[:8]}"
+        return api.post(CHAT, body, tier=tier)
+
+    return memo(f"invalid-{case}-{tier}", send)
+
+
+def unauthenticated(api: Api, memo: Memo, target: Target) -> httpx.Response:
+    return memo(
+        "invalid-credential",
+        lambda: api.post(
+            CHAT,
+            chat_body(target.chat_model, max_tokens=4),
+            tier=None,
+            headers={"Authorization": f"Bearer invalid-{uuid.uuid4().hex}"},
+        ),
+    )
+
+
+def _expect_validation_error(response: httpx.Response) -> None:
+    body = expect_json(response)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    ok = (
+        isinstance(detail, list)
+        and detail
+        and all(
+            isinstance(d, dict)
+            and isinstance(d.get("loc"), list)
+            and all(isinstance(p, str | int) and not isinstance(p, bool) for p in d["loc"])
+            and isinstance(d.get("msg"), str)
+            and isinstance(d.get("type"), str)
+            for d in detail
+        )
+    )
+    expect(
+        ok,
+        "the 422 body is not an HTTPValidationError",
+        expected='{"detail": [{"loc": [<string|int>...], "msg": <string>, "type": <string>}, ...]}',
+        received=json.dumps(body)[:300],
+        response=response,
+    )
+
+
+def _documented_error(api: Api, memo: Memo, target: Target, tier: str, status: int) -> httpx.Response:
+    if status == 401:
+        return unauthenticated(api, memo, target)
+    return invalid_request(api, memo, target, tier, {400: "malformed-json", 404: "unknown-model"}[status])
+
+
+@pytest.mark.parametrize(
+    ("status", "profile"),
+    [
+        pytest.param(status, profile, marks=requirement(rid), id=f"{status}-{profile}")
+        for rid, profile in (("ERR-001", "fortytwo"), ("ERR-002", "42ai"))
+        for status in (400, 401, 404)
+    ],
+)
+def test_error_envelope(api: Api, memo: Memo, target: Target, tier: str, status: int, profile: str) -> None:
+    """ERR-001 (fortytwo, MUST) and ERR-002 (42ai, SHOULD) ask for the same envelope."""
+    response = _documented_error(api, memo, target, tier, status)
+    expect_status(response, status)
+    expect_envelope(response)
+
+
+@requirement("ERR-003")
+def test_malformed_json_is_400(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    response = invalid_request(api, memo, target, tier, "malformed-json")
+    expect_status(response, 400, message="an unparseable JSON body was not answered 400")
+    expect_envelope(response, error_type="invalid_request_error")
+
+
+@requirement("ERR-004")
+@pytest.mark.parametrize("case", SCHEMA_VIOLATIONS)
+def test_schema_violation_is_422(api: Api, memo: Memo, target: Target, tier: str, case: str) -> None:
+    response = invalid_request(api, memo, target, tier, case)
+    expect_status(response, 422, message=f"a body with {case.replace('-', ' ')} was not answered 422")
+    _expect_validation_error(response)
+
+
+@requirement("ERR-005")
+@pytest.mark.parametrize("case", [*SCHEMA_VIOLATIONS, "unknown-role"])
+def test_422_detail_items_shape(api: Api, memo: Memo, target: Target, tier: str, case: str) -> None:
+    response = invalid_request(api, memo, target, tier, case)
+    if response.status_code != 422:
+        pytest.skip(f"{case} was answered {response.status_code}, not 422 (judged by ERR-004/ERR-006)")
+    _expect_validation_error(response)
+
+
+@requirement("ERR-006")
+@pytest.mark.parametrize("case", list(INVALID))
+def test_invalid_input_is_4xx(api: Api, memo: Memo, target: Target, tier: str, case: str) -> None:
+    response = invalid_request(api, memo, target, tier, case)
+    expect(
+        400 <= response.status_code < 500,
+        f"invalid input ({case.replace('-', ' ')}) was not a 4xx",
+        expected="a 4xx status (the client's mistake)",
+        received=f"HTTP {response.status_code}",
+        response=response,
+    )
+
+
+@requirement("ERR-007")
+def test_unknown_role_is_422(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    response = invalid_request(api, memo, target, tier, "unknown-role")
+    expect_status(response, 422, message="a message role outside system|user|assistant was not 422")
+
+
+@requirement("ERR-008")
+def test_401_type_is_authentication_error(api: Api, memo: Memo, target: Target) -> None:
+    response = unauthenticated(api, memo, target)
+    expect_status(response, 401)
+    expect_envelope(response, error_type="authentication_error")
+
+
+@requirement("ERR-009")
+def test_unknown_model_type_is_model_not_found(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    response = invalid_request(api, memo, target, tier, "unknown-model")
+    expect_status(response, 404)
+    expect_envelope(response, error_type="model_not_found")
+
+
+# ------------------------------------------------------------------------ seen during the session
+@late
+@requirement("ERR-001")
+def test_every_fortytwo_error_seen_has_envelope(response_log: ResponseLog) -> None:
+    for response in response_log.with_status(400, 401, 404, 429, 500):
+        expect_envelope(response)
+
+
+@late
+@requirement("ERR-002")
+def test_every_42ai_error_seen_has_envelope(response_log: ResponseLog) -> None:
+    for response in response_log.responses:
+        if response.status_code != 422:
+            expect_envelope(response)
+
+
+@late
+@requirement("ERR-005")
+def test_every_422_seen_is_validation_error(response_log: ResponseLog) -> None:
+    for response in response_log.with_status(422):
+        _expect_validation_error(response)
+
+
+@late
+@requirement("ERR-011")
+def test_500_type_is_internal_error(response_log: ResponseLog) -> None:
+    """A 500 cannot be caused on purpose from outside; every 500 seen in the session is checked, and the
+    test Skips when there was none."""
+    seen = response_log.with_status(500)
+    if not seen:
+        pytest.skip("no 500 was seen in this session (it cannot be provoked from outside)")
+    for response in seen:
+        expect_envelope(response, error_type="internal_error")
+
+
+@late
+@requirement("ERR-012")
+def test_503_type_is_service_unavailable(response_log: ResponseLog) -> None:
+    """As for LIMIT-011: every 503 seen in the session is checked; Skip when there was none."""
+    seen = response_log.with_status(503)
+    if not seen:
+        pytest.skip("no 503 was seen in this session (it cannot be provoked from outside)")
+    for response in seen:
+        expect_envelope(response, error_type="service_unavailable")

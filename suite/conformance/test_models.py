@@ -1,0 +1,184 @@
+"""Models: the documented model table and its tiers (42ai), and GET /v1/models (both APIs)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from suite.checks import expect, expect_envelope, expect_status
+from suite.conformance._helpers import (
+    CHAT,
+    EMBED,
+    MODELS,
+    Memo,
+    chat_body,
+    chat_completion,
+    first_tier,
+    json_object,
+    json_or_none,
+)
+from suite.http import Api
+from suite.markers import requirement
+from suite.target import DOCUMENTED_MODELS, Target
+
+#: requirement -> the model it grants to the tiers of the table in 000.
+_GRANTS = {
+    "MODEL-001": "42-think",
+    "MODEL-002": "42-vision",
+    "MODEL-003": "42-logic",
+    "MODEL-004": "42-coder",
+    "MODEL-005": "42-general",
+    "MODEL-006": "42-embed",
+}
+_CASES = [
+    pytest.param(model, tier, marks=requirement(rid), id=f"{model}-{tier}")
+    for rid, model in _GRANTS.items()
+    for tier in DOCUMENTED_MODELS[model]
+]
+FORBIDDEN_FOR_FREE = [m for m, tiers in DOCUMENTED_MODELS.items() if "free" not in tiers]
+
+
+def use_model(api: Api, model: str, tier: str) -> httpx.Response:
+    if model == "42-embed":
+        return api.post(EMBED, {"model": model, "input": "Hello world"}, tier=tier)
+    return api.post(CHAT, chat_body(model, max_tokens=4), tier=tier)
+
+
+@pytest.mark.parametrize(("model", "tier"), _CASES)
+def test_tier_may_use_documented_model(api: Api, model: str, tier: str) -> None:
+    response = use_model(api, model, tier)
+    expect_status(response, 200, message=f"the {tier} tier could not use {model}, which 000 grants it")
+
+
+def listed_ids(api: Api, memo: Memo, tier: str) -> tuple[httpx.Response, list[str]]:
+    def fetch() -> tuple[httpx.Response, list[str]]:
+        response = api.get(MODELS, tier=tier)
+        expect_status(response, 200, message="GET /v1/models failed")
+        body = json_object(response, "the model list")
+        data = body.get("data")
+        expect(
+            isinstance(data, list) and all(isinstance(m, dict) for m in data),
+            "GET /v1/models has no data array of model objects",
+            expected='{"object": "list", "data": [{"id": ...}, ...]}',
+            received=json.dumps(body)[:200],
+            response=response,
+        )
+        assert isinstance(data, list)
+        return response, [m.get("id") for m in data]
+
+    return memo(f"models-{tier}", fetch)
+
+
+@requirement("MODEL-007")
+def test_model_list_covers_documented_models(api: Api, memo: Memo, target: Target) -> None:
+    target.key("pro")  # the requirement is about the pro listing: Disabled without a pro key
+    response, ids = listed_ids(api, memo, "pro")
+    body: dict[str, Any] = response.json()
+    missing = sorted(set(DOCUMENTED_MODELS) - set(ids))
+    expect(
+        body.get("object") == "list" and not missing,
+        "GET /v1/models does not list the documented models",
+        expected=f'object "list" with ids {", ".join(DOCUMENTED_MODELS)}',
+        received=f"object {body.get('object')!r}, missing {missing}",
+        response=response,
+    )
+
+
+@requirement("MODEL-008")
+def test_chat_completion_names_requested_model(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    response, body = chat_completion(api, memo, target, tier)
+    expect(
+        body.get("model") == target.chat_model,
+        "the completion does not name the requested model",
+        expected=f"model == {target.chat_model!r}",
+        received=f"model == {body.get('model')!r}",
+        response=response,
+    )
+
+
+def unknown_model_response(api: Api, memo: Memo, tier: str) -> httpx.Response:
+    return memo(
+        "unknown-model",
+        lambda: api.post(CHAT, chat_body(f"conform42-no-such-model-{uuid.uuid4().hex[:8]}"), tier=tier),
+    )
+
+
+@requirement("MODEL-009")
+def test_unknown_model_is_404(api: Api, memo: Memo, tier: str) -> None:
+    expect_status(
+        unknown_model_response(api, memo, tier),
+        404,
+        message="a model ID outside the table was not answered 404",
+    )
+
+
+@requirement("MODEL-010")
+def test_model_list_has_models(api: Api, memo: Memo, target: Target) -> None:
+    response, ids = listed_ids(api, memo, first_tier(target))
+    expect(
+        ids and all(isinstance(i, str) and i for i in ids),
+        "GET /v1/models lists no model with a string id",
+        expected="at least one model object with a non-empty string id",
+        received=f"ids {ids!r}",
+        response=response,
+    )
+
+
+@requirement("MODEL-011")
+def test_every_listed_model_chats(api: Api, memo: Memo, target: Target) -> None:
+    """Uses the strongest key given, so a tier restriction is not mistaken for a refusal of the model."""
+    tier = first_tier(target, ("internal", "pro", "free"))
+    _response, ids = listed_ids(api, memo, tier)
+    refused: list[str] = []
+    last: httpx.Response | None = None
+    for model in ids:
+        response = api.post(CHAT, chat_body(str(model), max_tokens=4), tier=tier)
+        if response.status_code != 200:
+            refused.append(f"{model}: HTTP {response.status_code}")
+            last = response
+    expect(
+        not refused,
+        "a model listed by GET /v1/models is not accepted for chat completions",
+        expected=f"HTTP 200 for every listed id ({len(ids)})",
+        received="; ".join(refused),
+        response=last,
+    )
+
+
+@requirement("MODEL-012")
+def test_unlisted_model_is_404(api: Api, memo: Memo, tier: str) -> None:
+    response = unknown_model_response(api, memo, tier)
+    expect_status(response, 404, message="a model ID that GET /v1/models does not list was not 404")
+    expect_envelope(response)
+
+
+# ------------------------------------------------------------------------------ tier refusals
+def free_forbidden_response(api: Api, memo: Memo, model: str) -> httpx.Response:
+    return memo(f"free-{model}", lambda: api.post(CHAT, chat_body(model, max_tokens=4), tier="free"))
+
+
+@requirement("LIMIT-008")
+@pytest.mark.parametrize("model", FORBIDDEN_FOR_FREE)
+def test_free_tier_model_refusal_is_403(api: Api, memo: Memo, model: str) -> None:
+    response = free_forbidden_response(api, memo, model)
+    expect_status(response, 403, message=f"the free tier's request for {model} was not refused with 403")
+    expect_envelope(response, error_type="permission_error")
+
+
+@requirement("LIMIT-009")
+@pytest.mark.parametrize("model", FORBIDDEN_FOR_FREE)
+def test_free_tier_cannot_use_pro_model(api: Api, memo: Memo, model: str) -> None:
+    response = free_forbidden_response(api, memo, model)
+    body = json_or_none(response)
+    has_completion = isinstance(body, dict) and bool(body.get("choices"))
+    expect(
+        not response.is_success and not has_completion,
+        f"the free tier was served {model}, which 000 reserves for pro and internal",
+        expected="a refusal (no 2xx, no completion)",
+        received=f"HTTP {response.status_code}{' with choices' if has_completion else ''}",
+        response=response,
+    )

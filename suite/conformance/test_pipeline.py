@@ -1,0 +1,138 @@
+"""Pipeline: the design-analysis template (scan with 42-vision, then plan with 42-think), its output,
+unknown templates and the free tier's refusal. The image is a tiny PNG sent as a data: URL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+
+from suite.checks import expect, expect_envelope, expect_status
+from suite.conformance._helpers import PIPELINE, PNG_DATA_URL, Memo, expect_feature, first_tier, json_object
+from suite.http import Api
+from suite.markers import requirement
+from suite.target import Target
+
+TEMPLATE = "design-analysis"
+#: The steps of design-analysis as 000's example response lists them.
+STEPS = [("scan", "42-vision"), ("plan", "42-think")]
+
+
+def _request(template: str = TEMPLATE) -> dict[str, Any]:
+    return {"template": template, "input": {"image_url": PNG_DATA_URL}}
+
+
+def pipeline_run(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dict[str, Any]]:
+    """The session's one design-analysis run, with the strongest key (pro is what 000's tiers need)."""
+    tier = first_tier(target, ("pro", "internal"))
+
+    def run() -> tuple[httpx.Response, dict[str, Any]]:
+        response = api.post(PIPELINE, _request(), tier=tier, timeout=max(target.timeout, 120.0))
+        expect_feature(target, response, "pipelines (POST /v1/pipeline)")
+        expect_status(response, 200, message=f"the {TEMPLATE} pipeline did not run")
+        return response, json_object(response, "the pipeline response")
+
+    return memo("pipeline", run)
+
+
+def _steps(response: httpx.Response, body: dict[str, Any]) -> list[dict[str, Any]]:
+    results = body.get("results")
+    expect(
+        isinstance(results, list) and all(isinstance(s, dict) for s in results),
+        "the pipeline response has no results list",
+        expected="results: an array of step objects",
+        received=json.dumps(results)[:200],
+        response=response,
+    )
+    assert isinstance(results, list)
+    return results
+
+
+@requirement("PIPE-001")
+def test_design_analysis_completes(api: Api, memo: Memo, target: Target) -> None:
+    response, body = pipeline_run(api, memo, target)
+    expect(
+        body.get("status") == "completed",
+        "the pipeline did not complete",
+        expected='status "completed"',
+        received=f"status {body.get('status')!r}",
+        response=response,
+    )
+
+
+@requirement("PIPE-002")
+def test_steps_are_scan_then_plan(api: Api, memo: Memo, target: Target) -> None:
+    response, body = pipeline_run(api, memo, target)
+    got = [(s.get("id"), s.get("model")) for s in _steps(response, body)]
+    expect(
+        got == STEPS,
+        "the design-analysis steps are not scan (42-vision) then plan (42-think)",
+        expected=f"{STEPS}",
+        received=f"{got}",
+        response=response,
+    )
+
+
+@requirement("PIPE-003")
+def test_completed_steps_have_documented_members(api: Api, memo: Memo, target: Target) -> None:
+    response, body = pipeline_run(api, memo, target)
+    for step in _steps(response, body):
+        ok = (
+            isinstance(step.get("id"), str)
+            and isinstance(step.get("model"), str)
+            and step.get("status") == "completed"
+            and isinstance(step.get("content"), str)
+        )
+        expect(
+            ok,
+            "a pipeline step lacks its documented members",
+            expected='{"id": <string>, "model": <string>, "status": "completed", "content": <string>}',
+            received=json.dumps(step)[:200],
+            response=response,
+        )
+
+
+@requirement("PIPE-004")
+def test_final_output_is_non_empty(api: Api, memo: Memo, target: Target) -> None:
+    response, body = pipeline_run(api, memo, target)
+    final = body.get("final_output")
+    expect(
+        isinstance(final, str) and final.strip(),
+        "the pipeline has no final_output",
+        expected="final_output: a non-empty string",
+        received=f"final_output: {final!r}",
+        response=response,
+    )
+
+
+@requirement("PIPE-005")
+def test_final_output_is_last_step_content(api: Api, memo: Memo, target: Target) -> None:
+    response, body = pipeline_run(api, memo, target)
+    steps = _steps(response, body)
+    last = steps[-1].get("content") if steps else None
+    expect(
+        steps and body.get("final_output") == last,
+        "final_output is not the last step's content",
+        expected="final_output == results[-1].content",
+        received=f"final_output {str(body.get('final_output'))[:80]!r}, last content {str(last)[:80]!r}",
+        response=response,
+    )
+
+
+@requirement("PIPE-006")
+def test_unknown_template_is_404(api: Api, target: Target) -> None:
+    tier = first_tier(target, ("pro", "internal", "free"))
+    response = api.post(PIPELINE, _request(f"conform42-no-such-template-{uuid.uuid4().hex[:8]}"), tier=tier)
+    expect_status(response, 404, message="an unknown pipeline template was not answered 404")
+    expect_envelope(response)
+
+
+@requirement("PIPE-007")
+def test_free_tier_design_analysis_is_403(api: Api, target: Target) -> None:
+    target.key("free")
+    response = api.post(PIPELINE, _request(), tier="free")
+    expect_feature(target, response, "pipelines (POST /v1/pipeline)")
+    expect_status(response, 403, message="a free key running design-analysis was not refused with 403")
+    expect_envelope(response, error_type="permission_error")

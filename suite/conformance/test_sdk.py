@@ -1,0 +1,200 @@
+"""The official OpenAI Python SDK works unmodified against the target (no retries, a timeout set).
+
+42ai: the SDK's api_key is a fresh task token (the SDK sends it as the Bearer). Fortytwo: the API key.
+An SDK exception where the test expects success is a Fail naming the exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import openai
+import pytest
+
+from suite.checks import expect, fail
+from suite.conformance._helpers import MODELS, late
+from suite.conformance.conftest import AgedToken
+from suite.http import Api
+from suite.markers import requirement
+from suite.target import Target
+
+T = TypeVar("T")
+
+
+def client(target: Target, api_key: str) -> openai.OpenAI:
+    return openai.OpenAI(
+        api_key=api_key, base_url=f"{target.base_url}/v1", max_retries=0, timeout=target.timeout
+    )
+
+
+@contextmanager
+def sdk(api: Api, target: Target, tier: str) -> Iterator[openai.OpenAI]:
+    with client(target, api.new_token(tier)) as c:
+        yield c
+
+
+def call(what: str, action: Callable[[], T]) -> T:
+    """Run an SDK call; an SDK exception is a Fail that says which call and why."""
+    try:
+        return action()
+    except openai.OpenAIError as exc:
+        status = getattr(exc, "status_code", None)
+        fail(
+            f"the OpenAI SDK failed: {what}",
+            expected="the call to succeed",
+            received=f"{type(exc).__name__}{f' (HTTP {status})' if status else ''}: {str(exc)[:300]}",
+        )
+
+
+def _chat_content(api: Api, target: Target, tier: str) -> object:
+    with sdk(api, target, tier) as c:
+        completion = call(
+            "chat.completions.create",
+            lambda: c.chat.completions.create(
+                model=target.chat_model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
+            ),
+        )
+    return completion.choices[0].message.content if completion.choices else None
+
+
+@requirement("SDK-001")
+def test_sdk_chat_completion(api: Api, target: Target, tier: str) -> None:
+    content = _chat_content(api, target, tier)
+    expect(
+        isinstance(content, str) and content,
+        "the SDK's completion has no content",
+        expected="choices[0].message.content: a non-empty string",
+        received=repr(content),
+    )
+
+
+@requirement("SDK-004")
+def test_sdk_chat_completion_with_task_token(api: Api, target: Target, tier: str) -> None:
+    content = _chat_content(api, target, tier)
+    expect(
+        isinstance(content, str),
+        "the SDK's completion has no string content",
+        expected="choices[0].message.content: a string",
+        received=repr(content),
+    )
+
+
+def _streamed_reply(api: Api, target: Target, tier: str) -> str:
+    pieces: list[str] = []
+    with sdk(api, target, tier) as c:
+
+        def consume() -> None:
+            stream = c.chat.completions.create(
+                model=target.chat_model,
+                messages=[{"role": "user", "content": "Tell me a story"}],
+                max_tokens=16,
+                stream=True,
+            )
+            for chunk in stream:
+                # 001's loop, verbatim in spirit: index choices[0] on every chunk.
+                if chunk.choices[0].delta.content:
+                    pieces.append(chunk.choices[0].delta.content)
+
+        try:
+            call("chat.completions.create(stream=True)", consume)
+        except (IndexError, AttributeError) as exc:
+            fail(
+                "a streamed chunk cannot be read as 001's SDK loop reads it",
+                expected="chunk.choices[0].delta.content readable on every chunk",
+                received=f"{type(exc).__name__}: {exc}",
+            )
+    return "".join(pieces)
+
+
+@requirement("SDK-002")
+def test_sdk_stream_reads_every_chunk(api: Api, target: Target, tier: str) -> None:
+    reply = _streamed_reply(api, target, tier)
+    expect(reply.strip(), "the SDK stream gave no text", expected="a non-empty reply", received=repr(reply))
+
+
+@requirement("SDK-006")
+def test_42ai_sdk_stream(api: Api, target: Target, tier: str) -> None:
+    reply = _streamed_reply(api, target, tier)
+    expect(reply.strip(), "the SDK stream gave no text", expected="a non-empty reply", received=repr(reply))
+
+
+@requirement("SDK-003")
+@pytest.mark.parametrize("case", ["invalid-key", "unknown-model"])
+def test_sdk_raises_documented_errors(api: Api, target: Target, tier: str, case: str) -> None:
+    expected_error: type[openai.APIStatusError] = (
+        openai.AuthenticationError if case == "invalid-key" else openai.NotFoundError
+    )
+    key = "invalid-conform42-key" if case == "invalid-key" else api.new_token(tier)
+    model = target.chat_model if case == "invalid-key" else "conform42-no-such-model"
+    with client(target, key) as c:
+        try:
+            c.chat.completions.create(model=model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+        except expected_error:
+            return
+        except openai.OpenAIError as exc:
+            fail(
+                f"the SDK raised the wrong error for {case.replace('-', ' ')}",
+                expected=f"openai.{expected_error.__name__}",
+                received=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
+    fail(
+        f"the SDK call with {case.replace('-', ' ')} succeeded",
+        expected=f"openai.{expected_error.__name__}",
+        received="a completion",
+    )
+
+
+@requirement("SDK-005")
+def test_sdk_embeddings(api: Api, target: Target, tier: str) -> None:
+    model = target.embed_model or "42-embed"
+    with sdk(api, target, tier) as c:
+        result = call("embeddings.create", lambda: c.embeddings.create(model=model, input="Hello world"))
+    vector = result.data[0].embedding if result.data else None
+    expect(
+        isinstance(vector, list) and vector and all(isinstance(x, float) for x in vector),
+        "the SDK's embedding is not a list of floats",
+        expected="data[0].embedding: non-empty list[float]",
+        received=repr(vector)[:200],
+    )
+
+
+@requirement("SDK-007")
+def test_sdk_models_list_matches_endpoint(api: Api, target: Target, tier: str) -> None:
+    with sdk(api, target, tier) as c:
+        sdk_ids = sorted(m.id for m in call("models.list", lambda: list(c.models.list())))
+    response = api.get(MODELS, tier=tier)
+    body = response.json() if response.status_code == 200 else {}
+    http_ids = sorted(str(m.get("id")) for m in body.get("data", []) if isinstance(m, dict))
+    expect(
+        sdk_ids == http_ids and sdk_ids,
+        "models.list() does not return the ids of GET /v1/models",
+        expected=f"{http_ids}",
+        received=f"{sdk_ids}",
+        response=response,
+    )
+
+
+@late
+@requirement("SDK-008")
+def test_sdk_expired_token_raises_authentication_error(target: Target, expired_token: AgedToken) -> None:
+    assert expired_token.token is not None
+    with client(target, expired_token.token) as c:
+        try:
+            c.chat.completions.create(
+                model=target.chat_model, messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+            )
+        except openai.AuthenticationError:
+            return
+        except openai.OpenAIError as exc:
+            fail(
+                "the SDK raised the wrong error for an expired task token",
+                expected="openai.AuthenticationError",
+                received=f"{type(exc).__name__}: {str(exc)[:200]}",
+            )
+    fail(
+        "an expired task token still worked through the SDK",
+        expected="openai.AuthenticationError",
+        received="a completion",
+    )
