@@ -62,6 +62,7 @@ def test_id_prefix_matches_area(requirement: Requirement) -> None:
         "pipeline": "PIPE",
         "errors": "ERR",
         "sdk": "SDK",
+        "spec": "SPEC",
     }
     assert set(prefixes) == set(AREAS)
     assert re.fullmatch(rf"{prefixes[requirement.area]}-\d{{3}}", requirement.id)
