@@ -36,6 +36,13 @@ _LISTING: dict[str, Any] = {
     ],
 }
 
+_FORTYTWO_LISTING: dict[Tier, dict[str, Any]] = {
+    tier: {"object": "list",
+           "data": [{"id": m.id, "object": "model", "created": MODELS_CREATED, "owned_by": "42ai"}
+                    for m in MODELS.values() if m.kind == "chat" and tier in m.tiers]}
+    for tier in TIERS
+}
+
 
 def resolve_model(model_id: str, kind: Literal["chat", "embed"], tier: Tier) -> Model:
     """The model a request names, checked in the documented order: exists (404), suits this endpoint
@@ -59,4 +66,8 @@ async def list_models(request: Request, caller: Annotated[Caller, Depends(requir
     # Even this instant call counts against the key's concurrency (LIMIT-010: all /v1 requests of a
     # key together), so a free key with a chat in flight gets 429 here as it would anywhere.
     gateway.limiter.try_acquire(caller.key_id, caller.tier).release()
+    if gateway.config.flavour == "fortytwo":
+        # The Fortytwo API lists models "to use" as the chat model (001, MODEL-011): the chat models this
+        # key may use. The 42ai listing is the documented table, tiers included.
+        return JSONResponse(_FORTYTWO_LISTING[caller.tier])
     return JSONResponse(_LISTING)

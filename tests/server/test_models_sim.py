@@ -36,3 +36,22 @@ def test_every_listed_chat_model_answers_an_internal_key(client, headers_for):
             response = client.post("/v1/chat/completions", headers=headers,
                                    json={"model": m["id"], "messages": [{"role": "user", "content": "hi"}]})
         assert response.status_code == 200, m["id"]
+
+
+def test_fortytwo_flavour_lists_the_chat_models_the_key_may_use(make_app):
+    # MODEL-011: in the Fortytwo API every listed ID is usable as the chat model.
+    from fastapi.testclient import TestClient
+
+    from reference_server.auth import DEMO_KEYS
+    from reference_server.config import ServerConfig
+    from reference_server.models import MODELS
+
+    with TestClient(make_app(ServerConfig(flavour="fortytwo"))) as client:
+        for tier in ("free", "pro"):
+            headers = {"Authorization": f"Bearer {DEMO_KEYS[tier]}"}
+            listed = [m["id"] for m in client.get("/v1/models", headers=headers).json()["data"]]
+            assert listed == [m.id for m in MODELS.values() if m.kind == "chat" and tier in m.tiers]
+            for model in listed:
+                answer = client.post("/v1/chat/completions", headers=headers, json={
+                    "model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+                assert answer.status_code == 200, answer.text
