@@ -78,6 +78,14 @@ class ChatMessage(BaseModel):
     content: StrictStr | Annotated[list[ContentPart], Field(min_length=1)]
 
 
+class ResponseFormat(BaseModel):
+    """OpenAI's response_format: its kind in ``type``; the rest (json_schema, ...) goes to the engine."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text", "json_object", "json_schema"]
+
+
 class StreamOptions(BaseModel):
     # Engine-specific options (vLLM's continuous_usage_stats) pass through.
     model_config = ConfigDict(extra="allow")
@@ -105,7 +113,7 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     max_tokens: WholeNumber | None = Field(default=None, ge=1)
     max_completion_tokens: WholeNumber | None = Field(default=None, ge=1)
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     # JSON has one number type: 1 and 1.0 are both a valid temperature, "1" is not.
     temperature: StrictFloat | StrictInt | None = Field(default=None, ge=0, le=2)
 

@@ -332,6 +332,10 @@ def _register_hooks(schema: BaseSchema, target: Target) -> None:
             return st.just(case)
         if "messages" in body:
             body["messages"] = _complete_messages(body["messages"])
+        if isinstance(body.get("response_format"), dict):
+            # The spec can require a `type`, not "a JSON Schema a grammar engine can compile": generated
+            # json_schema payloads are noise any engine may refuse, so valid data asks for plain text.
+            body["response_format"] = {"type": "text"}
         if isinstance(body.get("tasks"), list):
             body["tasks"] = [
                 {**task, "messages": _complete_messages(task.get("messages"))} if isinstance(task, dict)

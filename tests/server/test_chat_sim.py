@@ -112,3 +112,16 @@ def test_prompt_plus_max_tokens_over_context_length_is_400(client, headers_for):
     response = chat(client, headers_for("free"), max_tokens=10_000)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_response_format_needs_a_known_type(client, headers_for):
+    # OpenAI-compatible engines refuse a response_format without `type`; the gateway says so as a
+    # schema violation (422) instead of passing the engine's 400 on.
+    base = {"model": "42-logic", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    headers = headers_for("free")
+    for bad in ({}, {"schema": {}}, {"type": "yaml"}):
+        answer = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": bad})
+        assert answer.status_code == 422, (bad, answer.text)
+        assert answer.json()["error"]["type"] == "invalid_request_error"
+    ok = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": {"type": "text"}})
+    assert ok.status_code == 200, ok.text
