@@ -50,7 +50,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
     add_run_parser(commands)
 
-    # `conform42 load` (the Locust harness, loadtests/) is added here by its own module, like `run`.
+    # Parsed by the load harness itself; listed here so `conform42 --help` shows it.
+    commands.add_parser(
+        "load",
+        help="run the Locust load harness (see `conform42 load --help`)",
+        add_help=False,
+    )
 
     # Parsed by the reference server itself; listed here so `conform42 --help` shows it.
     commands.add_parser(
@@ -100,20 +105,22 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _exec_reference_server(args: Sequence[str]) -> None:
-    """Replace this process with ``python -m reference_server ARGS``.
+def _exec_module(module: str, args: Sequence[str]) -> None:
+    """Replace this process with ``python -m MODULE ARGS``.
 
-    The suite never imports the reference server (ARCHITECTURE.md): it judges servers only over
-    HTTP. Exec keeps signals and the exit code the server's own.
+    The suite never imports the reference server or the load harness (ARCHITECTURE.md; importing Locust
+    would also monkey-patch this process with gevent). Exec keeps signals and the exit code theirs.
     """
-    os.execv(sys.executable, [sys.executable, "-m", "reference_server", *args])
+    os.execv(sys.executable, [sys.executable, "-m", module, *args])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``conform42`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["serve"]:
-        _exec_reference_server(argv[1:])
+        _exec_module("reference_server", argv[1:])
+    if argv[:1] == ["load"]:
+        _exec_module("loadtests", argv[1:])
     parser = _build_parser()
     # `run` passes everything after `--` to pytest untouched.
     passthrough: list[str] = []

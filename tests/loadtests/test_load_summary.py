@@ -1,0 +1,91 @@
+"""Collector merging (what distributed workers send) and the summary's verdict and exit code."""
+
+from __future__ import annotations
+
+import io
+import json
+
+from loadtests.collector import Collector
+from loadtests.metrics import stream_timing
+from loadtests.promises import Violation
+from loadtests.report import Thresholds, render, summarise
+
+
+def _collector_with_one_stream(tier: str = "pro") -> Collector:
+    c = Collector()
+    stats = c.stats(tier, "42-logic")
+    stats.requests += 1
+    stats.ok += 1
+    stats.e2e.add(300_000)
+    c.record_stream(tier, "42-logic", stream_timing(0.0, [0.1, 0.2, 0.3], 0.3, usage_tokens=3))
+    return c
+
+
+def test_clean_run_passes_with_exit_code_0():
+    summary = summarise(_collector_with_one_stream(), Thresholds())
+    assert summary["exit_code"] == 0
+    assert summary["series"][0]["ttft_ms"]["p50"] == 100.0
+
+
+def test_violation_fails_the_run_and_is_named():
+    c = _collector_with_one_stream()
+    c.record_violation(Violation("429-retry-after", "LIMIT-004", "free", "429 without Retry-After"))
+    summary = summarise(c, Thresholds())
+    assert summary["exit_code"] == 1
+    assert summary["violations"][0]["requirement"] == "LIMIT-004"
+
+
+def test_over_admission_is_found_across_merged_workers():
+    # Each worker alone kept within the free limit; together they had two requests in flight.
+    a, b = Collector(), Collector()
+    a.record_interval("k", "free", 0.0, 1.0)
+    b.record_interval("k", "free", 0.5, 1.5)
+    assert not a.overlaps() and not b.overlaps()
+    merged = Collector()
+    merged.merge_dict(json.loads(json.dumps(a.to_dict())))
+    merged.merge_dict(json.loads(json.dumps(b.to_dict())))
+    kinds = [v["kind"] for v in merged.all_violations()]
+    assert kinds == ["over-admission"]
+
+
+def test_internal_tier_intervals_are_not_kept():
+    c = Collector()
+    c.record_interval("k", "internal", 0.0, 1.0)
+    assert c.intervals == {}
+
+
+def test_slo_breach_sets_the_exit_code():
+    summary = summarise(_collector_with_one_stream(), Thresholds(ttft_p95_ms=50.0))
+    assert summary["exit_code"] == 1
+    assert any("ttft_p95_ms" in r for r in summary["reasons"])
+
+
+def test_error_rate_counts_failures_but_not_429():
+    c = _collector_with_one_stream()
+    stats = c.stats("free", "42-logic")
+    stats.requests += 10
+    stats.rate_limited += 10
+    assert summarise(c, Thresholds(error_rate=0.0))["exit_code"] == 0
+    stats.requests += 1
+    stats.failures += 1
+    assert summarise(c, Thresholds(error_rate=0.0))["exit_code"] == 1
+
+
+def test_a_run_without_requests_fails():
+    assert summarise(Collector(), Thresholds())["exit_code"] == 1
+
+
+def test_render_names_the_violation():
+    c = _collector_with_one_stream()
+    c.record_violation(Violation("server-error", None, "pro", "HTTP 500"))
+    out = io.StringIO()
+    render(summarise(c, Thresholds()), file=out)
+    assert "[server-error]" in out.getvalue()
+    assert "FAIL" in out.getvalue()
+
+
+def test_uncaught_harness_errors_fail_the_run():
+    summary = summarise(
+        _collector_with_one_stream(), Thresholds(), harness_errors=["1 x AttributeError: boom"]
+    )
+    assert summary["exit_code"] == 1
