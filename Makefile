@@ -4,12 +4,13 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: help venv vllm serve test test-fast lint conformance requirements clean
+.PHONY: help venv vllm serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-meta clean
 
 help:
 	@echo "make conformance  set up, run the suite against the bundled reference server, write the report"
 	@echo "make test         set up and run every test (lint, types, pytest)"
 	@echo "make lint         ruff + mypy"
+	@echo "make prove        planted-fault proof of the suite: mutation score per area (prove-fast, prove-clean)"
 	@echo "make clean        remove the virtual environment and caches"
 
 # The stamp is newer than pyproject.toml only after a complete install, so an interrupted one is redone.
@@ -56,6 +57,21 @@ requirements: venv
 # code is the verdict: 0 conformant, 1 non-conformant, 2 inconclusive or a suite error.
 conformance: vllm
 	$(BIN)/conform42 run --report reports/
+
+# Prove the suite with the planted faults (tests/faults/, sim engine): conform42 run --gate may against
+# every fault, two at a time; prints the mutation score per area (about an hour; prove-fast limits each
+# run to the fault's own requirements, about 20 minutes). prove-clean: 5 runs against the clean server.
+prove: venv
+	$(BIN)/python -m tests.faults.prove --jobs 2
+
+prove-fast: venv
+	$(BIN)/python -m tests.faults.prove --jobs 2 --requirements-only
+
+prove-clean: venv
+	$(BIN)/python -m tests.faults.prove --clean-runs 5
+
+prove-meta: venv
+	CONFORM42_PROVE=1 $(BIN)/python -m pytest -m slow tests/faults/test_prove.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -60,6 +60,8 @@ class Settings:
     profile: str = "42ai"
     keys: Mapping[str, str] = field(default_factory=dict)
     level: str = "may"
+    #: The weakest level whose failures make the run NON-CONFORMANT.
+    gate: str = "must"
     requirements: str | None = None
     report_dir: Path | None = None
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
@@ -76,6 +78,7 @@ class Settings:
             "profile": self.profile,
             "keys": {tier: ("given" if self.keys.get(tier) else "not given") for tier in TIERS},
             "level": self.level,
+            "gate": self.gate,
             "requirements": self.requirements,
             "report_dir": str(self.report_dir) if self.report_dir else None,
             "request_timeout_s": self.request_timeout,
@@ -109,7 +112,7 @@ def _substitute_all(data: Any, env: Mapping[str, str], where: str) -> Any:
     return data
 
 
-_FILE_KEYS = {"target", "token_url", "profile", "keys", "level", "requirements", "report",
+_FILE_KEYS = {"target", "token_url", "profile", "keys", "level", "gate", "requirements", "report",
               "request_timeout", "chat_model", "embed_model", "reference_engine"}
 
 
@@ -196,6 +199,7 @@ def resolve_settings(
         profile=_choice(str(pick("profile", "CONFORM42_PROFILE") or "42ai"), "profile", PROFILE_NAMES),
         keys=keys,
         level=_choice(str(pick("level", "CONFORM42_LEVEL") or "may").lower(), "level", LEVEL_NAMES),
+        gate=_choice(str(pick("gate", "CONFORM42_GATE") or "must").lower(), "gate", LEVEL_NAMES),
         requirements=to_str(pick("requirements", "CONFORM42_REQUIREMENTS")),
         report_dir=Path(report) if report else None,
         request_timeout=_float(timeout, "request timeout") if timeout is not None

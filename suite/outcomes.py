@@ -8,9 +8,11 @@ outweighs everything, an Error outweighs a Pass because the requirement was not 
 Pass outweighs a Skip because something was actually checked. A requirement with no selected test is
 *Not tested*.
 
-The verdict looks at the selected MUST requirements only (SHOULD and MAY are reported, never gate):
+The verdict looks at the selected MUST requirements only (SHOULD and MAY are reported, never gate),
+unless the run asks for a stricter gate (``--gate should`` or ``may``: a failed requirement of that level
+or stronger also makes the run NON-CONFORMANT; the planted-fault proof uses it):
 
-* NON-CONFORMANT (exit 1): a MUST requirement failed.
+* NON-CONFORMANT (exit 1): a MUST requirement (or one within the gate) failed.
 * INCONCLUSIVE (exit 2): no MUST failed, but some selected requirement had an Error (an Error is never
   counted as a Fail), or no MUST requirement passed at all (nothing was judged).
 * CONFORMANT (exit 0): every MUST requirement that ran passed; MUSTs that were Disabled (missing tier key,
@@ -24,7 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from suite.catalogue import Requirement
+from suite.catalogue import LEVELS, Requirement
 
 __all__ = [
     "EXIT_CONFORMANT",
@@ -194,16 +196,25 @@ class Verdict:
         }
 
 
-def decide_verdict(results: Sequence[RequirementResult], *, session_error: str | None = None) -> Verdict:
-    """Apply the rules of the module docstring; ``session_error`` (collection, start-up) forces exit 2."""
+def decide_verdict(
+    results: Sequence[RequirementResult], *, session_error: str | None = None, gate: str = "MUST"
+) -> Verdict:
+    """Apply the rules of the module docstring; ``session_error`` (collection, start-up) forces exit 2.
+
+    ``gate`` is the weakest level whose failures make the run NON-CONFORMANT (default MUST).
+    """
+    gate = gate.upper()
+    if gate not in LEVELS:
+        raise ValueError(f"gate must be one of {', '.join(LEVELS)}, not {gate!r}")
+    gating = LEVELS[:LEVELS.index(gate) + 1]
     must = [r.outcome for r in results if r.requirement.level == "MUST"]
     counts = {o: must.count(o) for o in OUTCOME_ORDER if must.count(o)}
     errored = [r.requirement.id for r in results if r.outcome is Outcome.ERROR]
     failed = [r.requirement.id for r in results
-              if r.outcome is Outcome.FAIL and r.requirement.level == "MUST"]
+              if r.outcome is Outcome.FAIL and r.requirement.level in gating]
     if failed:
         return Verdict("NON-CONFORMANT", EXIT_NON_CONFORMANT, counts,
-                       f"MUST requirements failed: {', '.join(failed)}")
+                       f"{'/'.join(gating)} requirements failed: {', '.join(failed)}")
     if session_error:
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts, session_error)
     if errored:

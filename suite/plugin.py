@@ -106,6 +106,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="settings file (default: ./conform42.toml if present; env CONFORM42_CONFIG)")
     group.addoption("--level", type=str.lower, choices=LEVEL_NAMES, default=None,
                     help="run requirements of this level and stronger (must < should < may; default may)")
+    group.addoption("--gate", type=str.lower, choices=LEVEL_NAMES, default=None,
+                    help="failures of this level and stronger make the run NON-CONFORMANT (default must)")
     group.addoption("--requirements", default=None, metavar="EXPR",
                     help='requirements to run, e.g. "AUTH or STREAM-003", "chat and not CHAT-01?"')
     group.addoption("--report", default=None, metavar="DIR",
@@ -119,7 +121,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _cli_values(config: pytest.Config) -> dict[str, Any]:
     values = {name: config.getoption(f"--{name.replace('_', '-')}")
               for name in ("target", "token_url", "profile", "request_timeout", "chat_model", "embed_model",
-                           "level", "requirements", "reference_engine")}
+                           "level", "gate", "requirements", "reference_engine")}
     values["report_dir"] = config.getoption("--report")
     values["config"] = config.getoption("--conform42-config")
     for tier in TIERS:
@@ -411,7 +413,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     settings = _settings(session.config)
     results = aggregate(state.selected, state.tests.values())
-    verdict = decide_verdict(results, session_error=_session_error(session, exitstatus))
+    verdict = decide_verdict(results, session_error=_session_error(session, exitstatus), gate=settings.gate)
     target_url = settings.target or (state.reference.base_url if state.reference else "(reference server)")
     state.report = RunReport(
         target=target_url,

@@ -64,6 +64,8 @@ def add_run_parser(commands: Any) -> None:
                  "without it the tier's tests are Disabled")
     add("--level", type=str.lower, choices=LEVEL_NAMES,
         help="run requirements of this level and stronger (default may: all)")
+    add("--gate", type=str.lower, choices=LEVEL_NAMES,
+        help="failures of this level and stronger make the run NON-CONFORMANT (default must)")
     add("--requirements", "-k", metavar="EXPR", help='which requirements, e.g. "AUTH or STREAM-003"')
     add("--report", metavar="DIR", help="write junit.xml, results.json and report.html into DIR")
     add("--timeout", type=_positive, metavar="S", help="seconds a request may take (default 30)")
@@ -110,7 +112,8 @@ def build_pytest_command(args: argparse.Namespace, ini: Path) -> list[str]:
     if args.maxfail is not None:
         command += ["--maxfail", str(args.maxfail)]
     options = {"--target": args.target, "--token-url": args.token_url, "--profile": args.profile,
-               "--level": args.level, "--requirements": args.requirements, "--report": args.report,
+               "--level": args.level, "--gate": args.gate, "--requirements": args.requirements,
+               "--report": args.report,
                "--request-timeout": args.timeout, "--chat-model": args.chat_model,
                "--embed-model": args.embed_model, "--reference-engine": args.reference_engine,
                "--conform42-config": str(Path(args.config).resolve()) if args.config else None}
@@ -133,6 +136,7 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 def _validate(args: argparse.Namespace) -> None:
     """Fail before starting anything when the settings or the expression are wrong (one line, exit 2)."""
     cli = {"target": args.target, "token_url": args.token_url, "profile": args.profile, "level": args.level,
+           "gate": args.gate,
            "requirements": args.requirements, "report_dir": args.report, "request_timeout": args.timeout,
            "chat_model": args.chat_model, "embed_model": args.embed_model,
            "reference_engine": args.reference_engine, "config": args.config}

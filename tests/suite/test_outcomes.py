@@ -103,3 +103,17 @@ def test_tests_of_unselected_requirements_do_not_count(catalogue):
     results = aggregate([catalogue["AUTH-001"]], _tests(AUTH_001=P, AUTH_002=F))
     assert [r.requirement.id for r in results] == ["AUTH-001"]
     assert decide_verdict(results).label == "CONFORMANT"
+
+
+def test_a_should_gate_makes_a_failed_should_non_conformant(catalogue):
+    selected = [catalogue[i] for i in ("AUTH-001", "AUTH-002", "AUTH-003")]
+    results = aggregate(selected, _tests(AUTH_001=P, AUTH_002=P, AUTH_003=F))
+    verdict = decide_verdict(results, gate="should")
+    assert (verdict.label, verdict.exit_code) == ("NON-CONFORMANT", EXIT_NON_CONFORMANT)
+    assert "AUTH-003" in verdict.reason
+    assert decide_verdict(results, gate="must").label == "CONFORMANT"
+
+
+def test_an_unknown_gate_is_refused(catalogue):
+    with pytest.raises(ValueError, match="gate"):
+        decide_verdict([], gate="sometimes")
