@@ -123,5 +123,6 @@ def test_response_format_needs_a_known_type(client, headers_for):
         answer = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": bad})
         assert answer.status_code == 422, (bad, answer.text)
         assert answer.json()["error"]["type"] == "invalid_request_error"
-    ok = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": {"type": "text"}})
+    ok = client.post("/v1/chat/completions", headers=headers,
+                     json={**base, "response_format": {"type": "text"}})
     assert ok.status_code == 200, ok.text
