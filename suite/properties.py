@@ -320,6 +320,30 @@ def _complete_messages(messages: Any) -> Any:
     return completed
 
 
+def _unique_task_ids(tasks: list[Any]) -> list[Any]:
+    """Positive data only: give every task of a batch its own non-empty id.
+
+    Results are keyed by task id, so the spec says ids "should be unique within the batch" (and the
+    reference server answers repeats with 422), but JSON Schema cannot require uniqueness of one
+    property across array items; schemathesis' valid data may repeat an id, which is then not valid.
+    A repeated (or empty, or non-string) id is replaced by one that no other task uses.
+    """
+    taken = {t["id"] for t in tasks if isinstance(t, dict) and isinstance(t.get("id"), str) and t["id"]}
+    seen: set[str] = set()
+    unique: list[Any] = []
+    for number, task in enumerate(tasks, start=1):
+        if isinstance(task, dict):
+            task_id = task.get("id")
+            if not isinstance(task_id, str) or not task_id or task_id in seen:
+                candidates = (f"t{number}-{n}" for n in range(len(tasks) + 1))
+                task_id = next(c for c in candidates if c not in taken)
+                taken.add(task_id)
+                task = {**task, "id": task_id}
+            seen.add(task_id)
+        unique.append(task)
+    return unique
+
+
 def _register_hooks(schema: BaseSchema, target: Target) -> None:
     chat_paths = {"/v1/chat/completions", "/v1/batch"}
 
@@ -337,11 +361,11 @@ def _register_hooks(schema: BaseSchema, target: Target) -> None:
             # json_schema payloads are noise any engine may refuse, so valid data asks for plain text.
             body["response_format"] = {"type": "text"}
         if isinstance(body.get("tasks"), list):
-            body["tasks"] = [
+            body["tasks"] = _unique_task_ids([
                 {**task, "messages": _complete_messages(task.get("messages"))} if isinstance(task, dict)
                 else task
                 for task in body["tasks"]
-            ]
+            ])
         path = case.operation.path
         if path == "/v1/pipeline":
             def with_template(use_known: bool) -> Case:

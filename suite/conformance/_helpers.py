@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ __all__ = [
     "b64url_encode",
     "chat_body",
     "chat_completion",
+    "cosine",
     "expect_feature",
     "first_tier",
     "holding",
@@ -150,6 +152,12 @@ def expect_feature(target: Target, response: httpx.Response, feature: str) -> No
     )
 
 
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity of two vectors of one length (0.0 when either is all zeros)."""
+    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norms if norms else 0.0
+
+
 def b64url_encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -219,17 +227,8 @@ class StreamHold:
 
     def open(self, count: int) -> None:
         for _ in range(count):
-            held = HeldStream()
-            thread = threading.Thread(
-                target=self._run,
-                args=(held,),
-                daemon=True,
-                name=f"conform42-hold-{self.tier}-{len(self.streams)}",
-            )
-            self.streams.append(held)
-            self._threads.append(thread)
-            thread.start()
-            if not held.settled.wait(self.admit_deadline_s):
+            held = self.try_open(self.admit_deadline_s)
+            if not held.settled.is_set():
                 fail(
                     "a streaming request sent no event in time",
                     expected=f"the first event within {self.admit_deadline_s:g} s",
@@ -240,9 +239,28 @@ class StreamHold:
             if held.status != 200:
                 return  # the caller judges the refusal
 
-    def _run(self, held: HeldStream) -> None:
+    def try_open(self, deadline_s: float) -> HeldStream:
+        """Open one more stream and wait up to ``deadline_s`` for its first event or its refusal.
+
+        Never fails: the caller reads ``settled``, ``status`` and ``error`` of the returned stream (which
+        is held, and closed by ``release``, whatever happened).
+        """
+        held = HeldStream()
+        thread = threading.Thread(
+            target=self._run,
+            args=(held, self.body),
+            daemon=True,
+            name=f"conform42-hold-{self.tier}-{len(self.streams)}",
+        )
+        self.streams.append(held)
+        self._threads.append(thread)
+        thread.start()
+        held.settled.wait(max(0.0, deadline_s))
+        return held
+
+    def _run(self, held: HeldStream, body: dict[str, Any]) -> None:
         try:
-            with self.api.stream("POST", CHAT, tier=self.tier, json=self.body) as response:
+            with self.api.stream("POST", CHAT, tier=self.tier, json=body) as response:
                 held.status = response.status_code
                 held.response = response
                 if response.status_code != 200:

@@ -6,6 +6,10 @@
 * ``aged_token`` / ``expired_token``: a task token taken at session start and aged in the background;
   the tests that need it expired are moved to the end of the run (``@late``) and wait only for the rest
   of its 60 seconds, so the whole run is not a minute longer.
+* ``midlife_token``: a task token well into its life (30 to 55 s old) for AUTH-004: the session-start
+  token when it is young enough, else one of the tokens the shelf exchanges between tests every
+  ``SHELF_PERIOD_S`` (a long run); late tests that use it run before those that need expiry, so the wait
+  for 30 s overlaps the wait for 60.
 """
 
 from __future__ import annotations
@@ -25,13 +29,23 @@ from suite.target import Target
 
 #: Extra seconds past the documented lifetime before an aged token is presented.
 EXPIRY_MARGIN_S = 2.0
+#: A token "well into its life" (AUTH-004) is at least this old ...
+MIDLIFE_MIN_S = 30.0
+#: ... and younger than this (5 s short of the documented 60, for clock skew and the request itself).
+MIDLIFE_MAX_S = 55.0
+#: Between tests, the shelf exchanges another token at most this often.
+SHELF_PERIOD_S = 15.0
+#: The fixture whose tests must come last of the late ones (they need the session token expired).
+_EXPIRED = "expired_token"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Move ``@late`` tests to the end, keeping the relative order of both groups."""
+    """Move ``@late`` tests to the end, keeping the relative order of both groups; among the late tests,
+    those that need the session token expired go last (a mid-life check must see it before that)."""
     late = [item for item in items if getattr(getattr(item, "obj", None), LATE_ATTR, False)]
     if late:
         moved = set(map(id, late))
+        late.sort(key=lambda item: _EXPIRED in getattr(item, "fixturenames", ()))  # stable
         items[:] = [item for item in items if id(item) not in moved] + late
 
 
@@ -122,3 +136,63 @@ def expired_token(aged_token: AgedToken, target: Target) -> Iterator[AgedToken]:
     if remaining > 0:
         time.sleep(remaining)
     yield aged_token
+
+
+@dataclass
+class TokenShelf:
+    """Task tokens of one tier with their issue times, oldest first: the session-start token, then one
+    exchanged between tests every ``SHELF_PERIOD_S`` at most (so a run longer than a minute still has
+    a token 30 to 55 s old at hand, usually without waiting)."""
+
+    tier: str | None
+    tokens: list[tuple[float, str]] = field(default_factory=list)
+    problem: str | None = None
+    #: When an exchange was last tried: a failing (or hanging) exchange is not retried before every test.
+    last_attempt: float = field(default_factory=time.monotonic)
+
+    def restock(self, api: Api) -> None:
+        now = time.monotonic()
+        if self.tier is None or now - self.last_attempt < SHELF_PERIOD_S:
+            return
+        self.last_attempt = now
+        try:
+            token = api.new_token(self.tier)
+        except Exception:  # a failed exchange is judged by the AUTH tests; the shelf just stays as it is
+            return
+        self.tokens.append((time.monotonic(), token))
+        # Tokens past their documented life are of no use here.
+        horizon = time.monotonic() - api.target.token_ttl_s
+        self.tokens = [entry for entry in self.tokens if entry[0] > horizon]
+
+    def midlife(self) -> tuple[float, str] | None:
+        """The oldest token still younger than ``MIDLIFE_MAX_S`` (the least wait to ``MIDLIFE_MIN_S``)."""
+        now = time.monotonic()
+        return next((entry for entry in self.tokens if now - entry[0] < MIDLIFE_MAX_S), None)
+
+
+@pytest.fixture(scope="session")
+def token_shelf(aged_token: AgedToken) -> TokenShelf:
+    if aged_token.token is None or aged_token.tier is None:
+        return TokenShelf(None, problem=aged_token.problem or "no aged token")
+    return TokenShelf(aged_token.tier, [(aged_token.issued, aged_token.token)])
+
+
+@pytest.fixture(autouse=True)
+def _restock_token_shelf(token_shelf: TokenShelf, api: Api) -> None:
+    """Runs before every test, never during one (no request races a test's own)."""
+    token_shelf.restock(api)
+
+
+@pytest.fixture
+def midlife_token(token_shelf: TokenShelf) -> AgedToken:
+    """A task token between ``MIDLIFE_MIN_S`` and ``MIDLIFE_MAX_S`` old; waits only what it lacks."""
+    if token_shelf.tier is None:
+        disabled(token_shelf.problem or "no aged token")
+    entry = token_shelf.midlife()
+    if entry is None:
+        pytest.skip(f"no task token younger than {MIDLIFE_MAX_S:g} s was at hand (token exchange failed?)")
+    issued, token = entry
+    remaining = issued + MIDLIFE_MIN_S - time.monotonic()
+    if remaining > 0:
+        time.sleep(remaining)
+    return AgedToken(token_shelf.tier, token, issued)

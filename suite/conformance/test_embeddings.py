@@ -9,14 +9,19 @@ from typing import Any
 import httpx
 
 from suite.checks import disabled, expect, expect_status
-from suite.conformance._helpers import EMBED, Memo, json_object
+from suite.conformance._helpers import EMBED, Memo, cosine, json_object
 from suite.http import Api
 from suite.markers import requirement
 from suite.target import Target
 
-LIST_INPUT = ["Hello world", "The lighthouse keeper watched the sea.", "forty two"]
+#: The list input: positions 0 and 2 repeat one string, so a server that answers repeated strings once
+#: (a cache keyed by text, a set) shows it in the count and the indexes.
+LIST_INPUT = ["Hello world", "The lighthouse keeper watched the sea.", "Hello world", "forty two"]
+REPEATED = (0, 2)
 #: Tolerance for a unit vector's length (float32 vectors and rounding in JSON).
 NORM_TOLERANCE = 1e-3
+#: Equal inputs give (nearly) equal vectors: batched inference may differ in the last float32 bits.
+SAME_INPUT_COSINE = 0.999
 
 
 def _model(target: Target) -> str:
@@ -110,13 +115,50 @@ def test_usage_total_equals_prompt(api: Api, memo: Memo, target: Target, tier: s
 @requirement("EMBED-004")
 def test_list_input_keeps_order(api: Api, memo: Memo, target: Target, tier: str) -> None:
     response, body = embed(api, memo, target, tier, "list")
-    _vectors(response, body)
+    vectors = _vectors(response, body)
+    expect(
+        len(vectors) == len(LIST_INPUT),
+        "list input is not answered with one item per input",
+        expected=f"{len(LIST_INPUT)} data items for {len(LIST_INPUT)} inputs (one of them repeated)",
+        received=f"{len(vectors)} data items",
+        response=response,
+    )
     indexes = [item.get("index") for item in body["data"]]
     expect(
         indexes == list(range(len(LIST_INPUT))),
         "list input is not answered one item per input, in order",
         expected=f"indexes {list(range(len(LIST_INPUT)))}",
         received=f"indexes {indexes}",
+        response=response,
+    )
+
+
+@requirement("EMBED-004")
+def test_repeated_inputs_get_equal_embeddings(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    """Items are matched to inputs by position: the two copies of one string must get the same vector
+    (so a server that answers a repeat once, and shifts the rest, fails here too)."""
+    response, body = embed(api, memo, target, tier, "list")
+    vectors = _vectors(response, body)
+    first, second = REPEATED
+    expect(
+        len(vectors) == len(LIST_INPUT),
+        "list input is not answered with one item per input",
+        expected=f"{len(LIST_INPUT)} data items for {len(LIST_INPUT)} inputs",
+        received=f"{len(vectors)} data items",
+        response=response,
+    )
+    same = len(vectors[first]) == len(vectors[second]) and (
+        cosine(vectors[first], vectors[second]) > SAME_INPUT_COSINE
+    )
+    expect(
+        same,
+        "equal inputs of one list got different embeddings",
+        expected=f"items {first} and {second} (both {LIST_INPUT[0]!r}) with cosine > {SAME_INPUT_COSINE}",
+        received=(
+            f"cosine {cosine(vectors[first], vectors[second]):.4f}"
+            if len(vectors[first]) == len(vectors[second])
+            else f"lengths {len(vectors[first])} and {len(vectors[second])}"
+        ),
         response=response,
     )
 

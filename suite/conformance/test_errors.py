@@ -212,9 +212,10 @@ def test_500_type_is_internal_error(response_log: ResponseLog) -> None:
 @late
 @requirement("ERR-012")
 def test_503_type_is_service_unavailable(response_log: ResponseLog) -> None:
-    """As for LIMIT-011: every 503 seen in the session is checked; Skip when there was none."""
+    """As for LIMIT-011: every 503 seen in the session (the KV-cache test provokes one where it can) is
+    checked; Skip when there was none."""
     seen = response_log.with_status(503)
     if not seen:
-        pytest.skip("no 503 was seen in this session (it cannot be provoked from outside)")
+        pytest.skip("no 503 was seen in this session (the KV-cache test of LIMIT-011 provoked none)")
     for response in seen:
         expect_envelope(response, error_type="service_unavailable")

@@ -1,5 +1,6 @@
 """Pipeline: the design-analysis template (scan with 42-vision, then plan with 42-think), its output,
-unknown templates and the free tier's refusal. The image is a tiny PNG sent as a data: URL."""
+reference resolution (another image, another result), unknown templates and the free tier's refusal.
+The images are tiny PNGs sent as data: URLs."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from suite.checks import expect, expect_envelope, expect_status
 from suite.conformance._helpers import PIPELINE, PNG_DATA_URL, Memo, expect_feature, first_tier, json_object
 from suite.http import Api
 from suite.markers import requirement
+from suite.samples import BLUE_PNG_DATA_URL
 from suite.target import Target
 
 TEMPLATE = "design-analysis"
@@ -20,21 +23,23 @@ TEMPLATE = "design-analysis"
 STEPS = [("scan", "42-vision"), ("plan", "42-think")]
 
 
-def _request(template: str = TEMPLATE) -> dict[str, Any]:
-    return {"template": template, "input": {"image_url": PNG_DATA_URL}}
+def _request(template: str = TEMPLATE, image_url: str = PNG_DATA_URL) -> dict[str, Any]:
+    return {"template": template, "input": {"image_url": image_url}}
+
+
+def _run(api: Api, target: Target, image_url: str = PNG_DATA_URL) -> tuple[httpx.Response, dict[str, Any]]:
+    """One design-analysis run, with the strongest key (pro is what 000's tiers need), checked 200 + JSON."""
+    tier = first_tier(target, ("pro", "internal"))
+    timeout = max(target.timeout, 120.0)
+    response = api.post(PIPELINE, _request(image_url=image_url), tier=tier, timeout=timeout)
+    expect_feature(target, response, "pipelines (POST /v1/pipeline)")
+    expect_status(response, 200, message=f"the {TEMPLATE} pipeline did not run")
+    return response, json_object(response, "the pipeline response")
 
 
 def pipeline_run(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dict[str, Any]]:
-    """The session's one design-analysis run, with the strongest key (pro is what 000's tiers need)."""
-    tier = first_tier(target, ("pro", "internal"))
-
-    def run() -> tuple[httpx.Response, dict[str, Any]]:
-        response = api.post(PIPELINE, _request(), tier=tier, timeout=max(target.timeout, 120.0))
-        expect_feature(target, response, "pipelines (POST /v1/pipeline)")
-        expect_status(response, 200, message=f"the {TEMPLATE} pipeline did not run")
-        return response, json_object(response, "the pipeline response")
-
-    return memo("pipeline", run)
+    """The session's one design-analysis run of the red image."""
+    return memo("pipeline", lambda: _run(api, target))
 
 
 def _steps(response: httpx.Response, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -118,6 +123,46 @@ def test_final_output_is_last_step_content(api: Api, memo: Memo, target: Target)
         expected="final_output == results[-1].content",
         received=f"final_output {str(body.get('final_output'))[:80]!r}, last content {str(last)[:80]!r}",
         response=response,
+    )
+
+
+def _contents(response: httpx.Response, body: dict[str, Any]) -> tuple[str | None, Any]:
+    """The scan step's content (None when there is no step "scan") and the final_output."""
+    scan = next((s for s in _steps(response, body) if s.get("id") == "scan"), None)
+    content = scan.get("content") if scan is not None else None
+    return (content if isinstance(content, str) else None), body.get("final_output")
+
+
+@requirement("PIPE-008")
+def test_plan_depends_on_the_scan(api: Api, memo: Memo, target: Target) -> None:
+    """Reference resolution judged by its effect: the same image twice must give one final_output (else
+    the target is not deterministic and nothing can be concluded), then a blue image instead of the red
+    one must change the scan and, through {{scan.content}}, the plan and the final_output."""
+    red_response, red = pipeline_run(api, memo, target)
+    red_scan, red_final = _contents(red_response, red)
+    if not isinstance(red_final, str):
+        pytest.skip("no final_output to compare (judged by PIPE-004)")
+    _again_response, again = _run(api, target)
+    if again.get("final_output") != red_final:
+        pytest.skip("cannot judge reference resolution on a non-deterministic target "
+                    "(the same image gave two different final_outputs)")
+    blue_response, blue = _run(api, target, BLUE_PNG_DATA_URL)
+    blue_scan, blue_final = _contents(blue_response, blue)
+    if red_scan is None or blue_scan is None:
+        pytest.skip("no scan step with string content to compare (judged by PIPE-002 and PIPE-003)")
+    expect(
+        red_scan != blue_scan,
+        "the scan step gave the same content for two different images",
+        expected="different scan contents for a red and a blue image (the scan is given input.image_url)",
+        received=f"scan content {blue_scan[:120]!r} for both",
+        response=blue_response,
+    )
+    expect(
+        red_final != blue_final,
+        "the final_output does not depend on the scan: the plan step ignored the scan's content",
+        expected="different final_outputs when the scans differ (the plan is given {{scan.content}})",
+        received=f"final_output {str(blue_final)[:120]!r} for both images",
+        response=blue_response,
     )
 
 

@@ -14,13 +14,15 @@ import openai
 import pytest
 
 from suite.checks import expect, fail
-from suite.conformance._helpers import MODELS, late
+from suite.conformance._helpers import EMBED, MODELS, cosine, json_or_none, late
 from suite.conformance.conftest import AgedToken
 from suite.http import Api
 from suite.markers import requirement
 from suite.target import Target
 
 T = TypeVar("T")
+#: The SDK's float32 decoding of a base64 vector against the JSON floats of the same request.
+SDK_COSINE = 0.999
 
 
 def client(target: Target, api_key: str) -> openai.OpenAI:
@@ -157,6 +159,39 @@ def test_sdk_embeddings(api: Api, target: Target, tier: str) -> None:
         "the SDK's embedding is not a list of floats",
         expected="data[0].embedding: non-empty list[float]",
         received=repr(vector)[:200],
+    )
+
+
+@requirement("SDK-005")
+def test_sdk_embedding_is_the_servers_vector(api: Api, target: Target, tier: str) -> None:
+    """The SDK asks for base64 by default and decodes it as little-endian float32 (OpenAI's encoding); the
+    vector it hands back must be the one the same request gives as plain JSON floats: same dimension,
+    cosine > 0.999 (a base64 packing of another width decodes to garbage of another length)."""
+    model = target.embed_model or "42-embed"
+    with sdk(api, target, tier) as c:
+        result = call("embeddings.create", lambda: c.embeddings.create(model=model, input="Hello world"))
+    decoded = list(result.data[0].embedding) if result.data else []
+    plain = api.post(EMBED, {"model": model, "input": "Hello world", "encoding_format": "float"}, tier=tier)
+    body = json_or_none(plain) if plain.status_code == 200 else None
+    data = body.get("data") if isinstance(body, dict) else None
+    first = data[0] if isinstance(data, list) and data else None
+    reference = first.get("embedding") if isinstance(first, dict) else None
+    if not (isinstance(reference, list) and reference and all(isinstance(x, int | float) for x in reference)):
+        pytest.skip("no float embedding to compare with (POST /v1/embeddings is judged by the EMBED tests)")
+    expect(
+        len(decoded) == len(reference),
+        "the SDK's embedding has another dimension than the same request's float JSON",
+        expected=f"{len(reference)} floats (encoding_format float)",
+        received=f"{len(decoded)} floats decoded by the SDK (encoding_format base64)",
+        response=plain,
+    )
+    similarity = cosine(decoded, reference)
+    expect(
+        similarity > SDK_COSINE,
+        "the SDK's embedding is not the vector the same request gives as float JSON",
+        expected=f"cosine > {SDK_COSINE} with the encoding_format float vector",
+        received=f"cosine {similarity:.4f}",
+        response=plain,
     )
 
 

@@ -837,7 +837,7 @@ def _pipeline_steps_reversed(app: FastAPI) -> ASGIApp:
 # No catalogue statement says a later step must see an earlier one's output; PIPE-002 is the nearest (it
 # cites "Sequential model chaining with reference resolution"). Until the catalogue has such a
 # requirement this fault is expected to go undetected: it marks the gap.
-@fault("pipeline_ignores_references", "pipeline", "PIPE-002",
+@fault("pipeline_ignores_references", "pipeline", "PIPE-008",
        "a later step's prompt gets nothing for {{scan.content}}: the plan ignores the scan", needs=PIPE)
 def _pipeline_ignores_references(app: FastAPI) -> ASGIApp:
     swaps.swap_chat_engine(app, swaps.ForgetfulChatEngine(swaps.gateway(app).chat))
