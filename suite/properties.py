@@ -372,6 +372,9 @@ def _register_hooks(schema: BaseSchema, target: Target) -> None:
                 # The documented template needs a real image; random input for it is invalid in a way
                 # the spec cannot express. An unknown (generated) template name is a declared 404.
                 known = {"template": PIPELINE_TEMPLATE, "input": {"image_url": PNG_DATA_URL}}
+                # The documented template with any other input (000's own example included: an https
+                # image the target may be unable to fetch) gets the data: URL image as well.
+                use_known = use_known or body.get("template") == PIPELINE_TEMPLATE
                 case.body = {**body, **known} if use_known else body
                 return case
 
@@ -473,6 +476,8 @@ class ExchangeLog:
 
     statuses: dict[str, list[int]] = field(default_factory=lambda: {"positive": [], "negative": []})
     stopped_by_clock: bool = False
+    #: An example failed: its replay must run even past the deadline.
+    failed: bool = False
 
     #: The last exchange: with shrinking off, the one a failure is about.
     last: schemathesis.Response | None = None
@@ -489,6 +494,15 @@ class ExchangeLog:
 # --------------------------------------------------------------------------------------------- runs
 
 
+def _first_failure_group(group: BaseExceptionGroup[Any]) -> FailureGroup | None:
+    for member in group.exceptions:
+        if isinstance(member, FailureGroup):
+            return member
+        if isinstance(member, BaseExceptionGroup) and (found := _first_failure_group(member)):
+            return found
+    return None
+
+
 def _run_redacted(run: Callable[[], None], target: Target, log: ExchangeLog) -> None:
     """Run a hypothesis test; a schemathesis failure becomes a redacted ``ConformanceFailure``."""
     __tracebackhide__ = True
@@ -496,6 +510,12 @@ def _run_redacted(run: Callable[[], None], target: Target, log: ExchangeLog) -> 
         run()
     except FailureGroup as exc:
         failure: FailureGroup | None = exc
+    except BaseExceptionGroup as exc:
+        # Hypothesis raises FlakyFailure (a group) when an example failed once and passed on its replay:
+        # the target answered the same request differently. The failed answer is the evidence.
+        failure = _first_failure_group(exc)
+        if failure is None:
+            raise
     else:
         failure = None
     if failure is not None:
@@ -529,7 +549,9 @@ def run_operation(
     @budget.settings(max_examples=budget.examples * len(modes))
     @hypothesis.given(case=strategy)
     def property_test(case: Case) -> None:
-        if time.monotonic() > stop_at:
+        # Past the deadline no new example is sent, but the replay of one that failed still is:
+        # otherwise hypothesis would see it pass and report a flaky test instead of the failure.
+        if time.monotonic() > stop_at and not log.failed:
             log.stopped_by_clock = True
             return
         kwargs = call_kwargs(target, case)
@@ -543,7 +565,11 @@ def run_operation(
             # Refused or reset before any answer: the suite cannot judge (an Error, not a Fail).
             raise TargetUnreachable(f"{label}: cannot reach the target: {type(exc).__name__}") from None
         log.record(case, response)
-        case.validate_response(response, checks=list(checks), transport_kwargs=kwargs or None)
+        try:
+            case.validate_response(response, checks=list(checks), transport_kwargs=kwargs or None)
+        except FailureGroup:
+            log.failed = True
+            raise
 
     if budget.seed is not None:
         property_test = hypothesis.seed(budget.seed)(property_test)
