@@ -145,7 +145,10 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", default="1,16")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per level")
+    parser.add_argument("--engine-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for the vLLM engine (both sides use the same engine)")
     args = parser.parse_args()
+    engine_env = dict(item.split("=", 1) for item in args.engine_env)
     cache = ROOT / ".cache"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model_dir = prepare_chat_model(cache / "models")
@@ -157,6 +160,7 @@ def main() -> None:
         log_file=cache / "logs" / "bench-vllm-chat.log",
         # An interrupted benchmark must not leave a 3.6 GB engine behind.
         die_with_parent=True,
+        env=engine_env,
     ) as vllm:
         vllm.wait_ready(300)
         gateway, gateway_base = start_gateway(vllm.base_url, cache)

@@ -30,3 +30,14 @@ def test_a_single_name_is_accepted_as_a_string(tmp_path):
 def test_no_name_is_refused(tmp_path):
     with pytest.raises(ValueError, match="at least one"):
         _argv(tmp_path, ())
+
+
+def test_intel_openmp_does_not_spin_between_steps(tmp_path, monkeypatch):
+    monkeypatch.delenv("KMP_BLOCKTIME", raising=False)
+    proc, _ = _argv(tmp_path, "42-embed")
+    env = proc.environment(tmp_path / "tmp")
+    if "libiomp5" not in env.get("LD_PRELOAD", ""):
+        pytest.skip("no Intel OpenMP in this environment (the vllm extra is not installed)")
+    assert env["KMP_BLOCKTIME"] == "0"
+    monkeypatch.setenv("KMP_BLOCKTIME", "200")  # the caller's choice wins
+    assert proc.environment(tmp_path / "tmp")["KMP_BLOCKTIME"] == "200"
