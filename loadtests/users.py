@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import gevent  # type: ignore[import-untyped]
+import gevent.monkey  # type: ignore[import-untyped]
 from gevent.lock import Semaphore  # type: ignore[import-untyped]
 from gevent.pool import Group  # type: ignore[import-untyped]
 from geventhttpclient import HTTPClient
@@ -31,6 +32,7 @@ from geventhttpclient.response import HTTPSocketPoolResponse
 from locust import FastHttpUser, task
 from locust.exception import StopUser
 
+from loadtests import rxstamp
 from loadtests.metrics import stream_timing
 from loadtests.options import HarnessConfig, key_id
 from loadtests.promises import Violation, batch_violation, status_violation
@@ -51,12 +53,15 @@ class _Unanswered(RequestFailed):
 
 
 def _lines(resp: HTTPSocketPoolResponse) -> Iterator[tuple[bytes, float]]:
-    """The body's lines, each with the time the socket read that delivered it returned.
+    """The body's lines, each with the time the read that delivered it got its bytes.
 
     Reads the socket directly and takes everything the HTTP parser decoded at once, instead of
     ``readline`` (a copy and a front-delete of the buffer per line): cheaper per token, and every line
-    of one read gets that read's time, not the time its parsing reached it. Uses geventhttpclient's
-    response internals (``_sock``, ``feed``, ``_body_buffer``); falls back to ``readline`` without them.
+    of one read gets that read's time, not the time its parsing reached it. That time is the kernel's
+    receive stamp where the system gives one (``loadtests.rxstamp``), so a token that waited in the
+    socket while this process served other streams is still timed at its arrival; else the time the
+    read returned. Uses geventhttpclient's response internals (``_sock``, ``feed``, ``_body_buffer``);
+    falls back to ``readline`` without them.
     """
     perf = time.perf_counter
     buf = getattr(resp, "_body_buffer", None)
@@ -66,6 +71,7 @@ def _lines(resp: HTTPSocketPoolResponse) -> Iterator[tuple[bytes, float]]:
         return
     pending = b""
     now = perf()  # for what arrived together with the headers
+    stamped = resp._sock is not None and rxstamp.enable(resp._sock)
     while True:
         if buf:
             data = pending + bytes(buf)
@@ -81,8 +87,11 @@ def _lines(resp: HTTPSocketPoolResponse) -> Iterator[tuple[bytes, float]]:
         if sock is None:
             raise _Unanswered("the connection closed before the end of the stream")
         try:
-            chunk = sock.recv(65536)
-            now = perf()
+            if stamped:
+                chunk, now = rxstamp.recv(sock, 65536)
+            else:
+                chunk = sock.recv(65536)
+                now = perf()
         except BaseException:
             resp.release()
             raise
@@ -90,6 +99,36 @@ def _lines(resp: HTTPSocketPoolResponse) -> Iterator[tuple[bytes, float]]:
             resp.release()
             raise _Unanswered("the connection closed before the end of the stream")
         resp.feed(chunk)
+
+
+_unpatched_select = gevent.monkey.get_original("select", "select")
+
+
+def _idle_socket_alive(sock: Any) -> bool:
+    """geventhttpclient's check of a pooled keep-alive socket, without a yield to other greenlets.
+
+    The pool asks, for every request, whether its idle socket is readable (a readable idle socket was
+    closed by the server). It asks through the ``select`` that gevent patched in, which with a zero
+    timeout still does ``gevent.sleep(0)``: every other ready greenlet runs before this request is
+    written, after its start was stamped. At 100 streams that put 0.2 ms at the median and 3-10 ms at
+    p99 into every TTFT (measured with tests/bench/load_accuracy.py). The unpatched ``select`` asks the
+    same question of the kernel and returns at once.
+    """
+    try:
+        if sock is None or sock.fileno() < 0:
+            return False
+        readable, _, _ = _unpatched_select([sock], [], [], 0.0)
+        return not readable
+    except (OSError, ValueError):
+        return False
+
+
+def _client(url: str, **options: Any) -> HTTPClient:
+    client = HTTPClient.from_url(url, **options)
+    pool = getattr(client, "_connection_pool", None)
+    if pool is not None and hasattr(pool, "_is_socket_alive"):
+        pool._is_socket_alive = _idle_socket_alive
+    return client
 
 
 def _cfg() -> HarnessConfig:
@@ -157,7 +196,7 @@ class TierUser(FastHttpUser):
             "42-logic"
         ]
         host = str(self.host)  # FastHttpUser's __init__ stops the test when there is no host
-        self.http = HTTPClient.from_url(
+        self.http = _client(
             host,
             concurrency=self._pool_size(),
             connection_timeout=_CONNECT_TIMEOUT_S,
@@ -165,7 +204,7 @@ class TierUser(FastHttpUser):
             headers={"User-Agent": "conform42-load"},
         )
         token_base = cfg.token_url or host
-        self.token_http = HTTPClient.from_url(
+        self.token_http = _client(
             token_base,
             concurrency=1,
             connection_timeout=_CONNECT_TIMEOUT_S,

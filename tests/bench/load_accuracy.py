@@ -2,17 +2,20 @@
 
 The truth is a tiny asyncio SSE server (``serve`` below) that emits OpenAI ``chat.completion.chunk``
 events on a fixed schedule (a role chunk and the first content chunk at TTFT, one content chunk per
-ITL, a content-less finish chunk, usage, [DONE]) and writes when it actually sent each content chunk.
-It runs pinned to core 0, every client to core 1 (``taskset``).
+ITL, a content-less finish chunk, usage, [DONE]) and writes when each request arrived (the kernel's
+receive stamp) and when it actually sent each content chunk. It runs pinned to core 0, every client to
+core 1 (``taskset``).
 
 (a) Accuracy at 1, 10 and 100 concurrent streams, for the harness (``python -m loadtests
     --record-file``) and for vLLM's own serving benchmark (``vllm.benchmarks.serve``, --save-detailed):
     per-request TTFT error = measured TTFT - (first content sent - request received); per-token ITL
     error = measured gap - sent gap.
 (b) Capacity of one Locust process on one core, harness vs plain FastHttpUser on the same endpoint:
-    simple (non-streamed) requests, and 32-token streams parsed with TTFT/ITL recorded.
+    simple (non-streamed) requests, and 32-token streams parsed with TTFT/ITL recorded; several
+    rounds in ABBA order, the median of the per-round ratios is the figure.
 
     .venv/bin/python tests/bench/load_accuracy.py [--seconds 10] [--levels 1,10,100] [--no-vllm]
+                                                  [--capacity-rounds 4]
 
 No assertion: the figures go into the README. The machine may be shared: say so next to them.
 """
@@ -26,6 +29,8 @@ import json
 import os
 import re
 import signal
+import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,9 +46,20 @@ TOKENS = 32
 
 
 def serve(port_file: Path, log_path: Path, ttft: float, itl: float) -> None:
+    """The truth: answers on schedule and logs when each request arrived and each content chunk left.
+
+    Raw non-blocking sockets on an asyncio loop rather than asyncio's transports, for one reason: the
+    arrival of a request is the kernel's receive stamp (``loadtests.rxstamp``, ``SO_TIMESTAMPNS``), not
+    the moment this loop got round to it. At 100 streams the loop spends its time in send callbacks,
+    and a late arrival stamp would shorten the true TTFT and be counted as the client's error.
+    """
+    sys.path.insert(0, str(ROOT))
+    from loadtests import rxstamp
+
     serial = 0
     log = log_path.open("w", encoding="utf-8")
     perf = time.perf_counter
+    loop = asyncio.new_event_loop()
 
     def chunk(data: bytes) -> bytes:
         return b"%x\r\n%s\r\n" % (len(data), data)
@@ -51,13 +67,64 @@ def serve(port_file: Path, log_path: Path, ttft: float, itl: float) -> None:
     def event(obj: dict[str, Any]) -> bytes:
         return chunk(b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n")
 
-    class Proto(asyncio.Protocol):
-        def connection_made(self, transport: asyncio.BaseTransport) -> None:
-            self.t: Any = transport
+    class Conn:
+        def __init__(self, sock: socket.socket) -> None:
+            self.sock = sock
             self.buf = b""
+            self.out = b""  # what the socket did not take yet (rare: a client that stopped reading)
+            self.closed = False
+            self.stamped = rxstamp.enable(sock)
+            loop.add_reader(sock, self.readable)
 
-        def data_received(self, data: bytes) -> None:
-            now = perf()
+        def close(self) -> None:
+            if not self.closed:
+                self.closed = True
+                loop.remove_reader(self.sock)
+                loop.remove_writer(self.sock)
+                self.sock.close()
+
+        def write(self, data: bytes) -> None:
+            if self.closed:
+                return
+            if self.out:
+                self.out += data
+                return
+            try:
+                sent = self.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                self.close()
+                return
+            if sent < len(data):
+                self.out = data[sent:]
+                loop.add_writer(self.sock, self.writable)
+
+        def writable(self) -> None:
+            try:
+                sent = self.sock.send(self.out)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.close()
+                return
+            self.out = self.out[sent:]
+            if not self.out:
+                loop.remove_writer(self.sock)
+
+        def readable(self) -> None:
+            try:
+                if self.stamped:
+                    data, now = rxstamp.recv(self.sock, 65536)
+                else:
+                    data, now = self.sock.recv(65536), perf()
+            except BlockingIOError:
+                return
+            except OSError:
+                data, now = b"", perf()
+            if not data:
+                self.close()
+                return
             self.buf += data
             while True:
                 i = self.buf.find(b"\r\n\r\n")
@@ -93,7 +160,7 @@ def serve(port_file: Path, log_path: Path, ttft: float, itl: float) -> None:
                         "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                     }
                 ).encode()
-                self.t.write(
+                self.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
                     % (len(out), out)
                 )
@@ -121,19 +188,19 @@ def serve(port_file: Path, log_path: Path, ttft: float, itl: float) -> None:
                 + b"0\r\n\r\n"
             )
             if ttft == 0 and itl == 0:  # capacity mode: the whole stream at once
-                self.t.write(head + role + b"".join(contents) + tail)
+                self.write(head + role + b"".join(contents) + tail)
                 return
-            self.t.write(head)
+            self.write(head)
             sends: list[float] = []
-            loop = asyncio.get_running_loop()
-            t0 = loop.time()
+            # The schedule counts from the request's arrival, so the loop's own lateness is not added.
+            t0 = loop.time() - (perf() - recv)
 
             def send(k: int) -> None:
-                if self.t.is_closing():
+                if self.closed:
                     return
                 if k == 0:
-                    self.t.write(role)
-                self.t.write(contents[k])
+                    self.write(role)
+                self.write(contents[k])
                 sends.append(perf())
                 if k + 1 < TOKENS:
                     loop.call_at(t0 + ttft + (k + 1) * itl, send, k + 1)
@@ -141,22 +208,28 @@ def serve(port_file: Path, log_path: Path, ttft: float, itl: float) -> None:
                     loop.call_at(t0 + ttft + TOKENS * itl, finish)
 
             def finish() -> None:
-                if not self.t.is_closing():
-                    self.t.write(tail)
+                self.write(tail)
                 log.write(json.dumps({"serial": sid, "recv": recv, "sends": sends}) + "\n")
 
             loop.call_at(t0 + ttft, send, 0)
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(Proto, "127.0.0.1", 0)
-        port_file.write_text(str(server.sockets[0].getsockname()[1]))
-        stop = asyncio.Event()
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-        log.close()
+    listener = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    listener.setblocking(False)
 
-    asyncio.run(main())
+    def accept() -> None:
+        try:
+            sock, _ = listener.accept()
+        except BlockingIOError:
+            return
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        Conn(sock)
+
+    loop.add_reader(listener, accept)
+    port_file.write_text(str(listener.getsockname()[1]))
+    loop.add_signal_handler(signal.SIGTERM, loop.stop)
+    loop.run_forever()
+    log.close()
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -362,45 +435,33 @@ def rps(prefix: Path, types: set[str]) -> float:
         )
 
 
-def capacity(truth: Truth, tmp: Path, seconds: int, users: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+Rates = dict[str, list[tuple[float, float]]]
+
+
+def capacity(truth: Truth, tmp: Path, seconds: int, users: int, rounds: int) -> Rates:
+    """Per mode, ``rounds`` (plain, harness) rates in requests or streams per second.
+
+    The two run in ABBA order (plain first in even rounds): this virtual machine's speed drifts by tens
+    of per cent between runs of ten seconds, and the ratio within a round is what holds still.
+    """
+    out: Rates = {"simple": [], "stream": []}
     for mode, code, extra in (("simple", SIMPLE, ""), ("stream", STREAM, ', "stream": True')):
         f = tmp / f"plain_{mode}.py"
         f.write_text(BASELINE % (extra, code))
-        prefix = tmp / f"plain-{mode}"
-        run(
-            [
-                PY,
-                "-m",
-                "locust",
-                "-f",
-                str(f),
-                "--headless",
-                "-u",
-                str(users),
-                "-r",
-                str(users),
-                "-t",
-                f"{seconds}s",
-                "--host",
-                truth.url,
-                "--csv",
-                str(prefix),
-                "--only-summary",
-                "--loglevel",
-                "WARNING",
-            ],
-            seconds + 60,
-        )
-        out[f"plain {mode}"] = rps(prefix, {"POST"})
-        prefix = tmp / f"harness-{mode}"
-        run(
-            harness_cmd(
-                truth.url, users, "chat" if mode == "simple" else "stream", seconds, "--csv", str(prefix)
-            ),
-            seconds + 60,
-        )
-        out[f"harness {mode}"] = rps(prefix, {"POST"})
+        for round_no in range(rounds):
+            rates: dict[str, float] = {}
+            for side in ("plain", "harness") if round_no % 2 == 0 else ("harness", "plain"):
+                prefix = tmp / f"{side}-{mode}-{round_no}"
+                if side == "plain":
+                    cmd = [PY, "-m", "locust", "-f", str(f), "--headless", "-u", str(users), "-r", str(users),
+                           "-t", f"{seconds}s", "--host", truth.url, "--csv", str(prefix), "--only-summary",
+                           "--loglevel", "WARNING"]
+                else:
+                    kind = "chat" if mode == "simple" else "stream"
+                    cmd = harness_cmd(truth.url, users, kind, seconds, "--csv", str(prefix))
+                run(cmd, seconds + 60)
+                rates[side] = rps(prefix, {"POST"})
+            out[mode].append((rates["plain"], rates["harness"]))
     return out
 
 
@@ -415,6 +476,7 @@ def main() -> None:
     ap.add_argument("--itl", type=float, default=0.01)
     ap.add_argument("--capacity-users", type=int, default=50)
     ap.add_argument("--no-vllm", action="store_true")
+    ap.add_argument("--capacity-rounds", type=int, default=4, help="plain / harness run pairs per mode")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="load-accuracy-"))
     print(
@@ -455,14 +517,15 @@ def main() -> None:
     )
     truth = Truth(tmp, 0.0, 0.0)
     try:
-        cap = capacity(truth, tmp, args.seconds, args.capacity_users)
+        cap = capacity(truth, tmp, args.seconds, args.capacity_users, args.capacity_rounds)
     finally:
         truth.stop()
     for mode in ("simple", "stream"):
-        plain, harness = cap[f"plain {mode}"], cap[f"harness {mode}"]
+        ratios = [harness / plain for plain, harness in cap[mode]]
+        rounds = "  ".join(f"{plain:.0f}/{harness:.0f}" for plain, harness in cap[mode])
         print(
-            f"{mode:<7} plain FastHttpUser {plain:9.0f}/s   harness {harness:9.0f}/s   "
-            f"ratio {harness / plain:.2f}"
+            f"{mode:<7} plain/harness per round: {rounds}   ratios "
+            f"{', '.join(f'{r:.2f}' for r in ratios)}   median {statistics.median(ratios):.2f}"
         )
     print(f"raw files: {tmp}")
 

@@ -1,0 +1,70 @@
+"""loadtests.rxstamp: a token is timed when it reached the machine, not when the harness read it."""
+
+from __future__ import annotations
+
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from loadtests import rxstamp
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname(), timeout=5)
+        peer, _ = server.accept()
+        with client, peer:
+            yield client, peer
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
+def test_bytes_that_waited_in_the_socket_are_timed_at_their_arrival(pair):
+    client, peer = pair
+    assert rxstamp.enable(client)
+    peer.sendall(b"data: token\n\n")
+    arrived_by = time.perf_counter()
+    time.sleep(0.2)  # the harness is busy elsewhere: the event waits in the socket
+    data, stamp = rxstamp.recv(client, 65536)
+    read_at = time.perf_counter()
+    assert data == b"data: token\n\n"
+    assert stamp <= arrived_by + 0.005 < read_at - 0.15  # the arrival, not the read
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
+def test_the_newest_segment_of_a_read_gives_its_time(pair):
+    client, peer = pair
+    assert rxstamp.enable(client)
+    peer.sendall(b"a\n\n")
+    time.sleep(0.1)
+    peer.sendall(b"b\n\n")
+    second_sent = time.perf_counter()
+    time.sleep(0.1)
+    data, stamp = rxstamp.recv(client, 65536)
+    assert data == b"a\n\nb\n\n"
+    assert abs(stamp - second_sent) < 0.02
+
+
+def test_without_a_kernel_stamp_the_read_time_is_used(pair):
+    client, peer = pair  # timestamps never enabled: recvmsg brings no ancillary data
+    peer.sendall(b"x")
+    time.sleep(0.1)
+    before = time.perf_counter()
+    data, stamp = rxstamp.recv(client, 65536)
+    assert data == b"x"
+    assert before <= stamp <= time.perf_counter()
+
+
+def test_tls_sockets_are_not_stamped():
+    class FakeTls:
+        def cipher(self) -> None: ...
+
+        def recvmsg(self, *args: object) -> None: ...
+
+        def setsockopt(self, *args: object) -> None:
+            raise AssertionError("must not be called on a TLS socket")
+
+    assert rxstamp.enable(FakeTls()) is False
