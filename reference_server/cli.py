@@ -45,6 +45,7 @@ from reference_server.engines.vllm import (
 from reference_server.model_prep import INSTALL_HINT, ModelNotAvailable, find_minilm_dir, prepare_chat_model
 from reference_server.pipeline import TemplateError, load_templates
 from reference_server.vllm_process import (
+    DEFAULT_ENGINE_NICE,
     VllmProcess,
     VllmStartError,
     read_kv_cache_tokens,
@@ -138,6 +139,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _nice(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be 0..19, not {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m reference_server",
@@ -178,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--embed-engine-url", metavar="URL",
                         help="use an already running vLLM embedding server (serving 42-embed) instead of "
                              "starting one")
+    parser.add_argument("--engine-nice", type=_nice, default=DEFAULT_ENGINE_NICE, metavar="N",
+                        help=f"niceness (0-19) of the vLLM engines this server starts, so the gateway's "
+                             f"short, latency-bound work runs before theirs (default {DEFAULT_ENGINE_NICE})")
     parser.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"),
                         default="info", help="log level (default info)")
     return parser
@@ -273,7 +284,7 @@ def _vllm_engines(args: argparse.Namespace, engines: _Engines) -> tuple[ChatEngi
             cache_root=cache / "vllm-run", log_file=logs / f"vllm-chat-{os.getpid()}.log",
             # start() runs on the main thread, which lives as long as the server: if this process is
             # SIGKILLed, the kernel still SIGTERMs the 3.6 GB engine.
-            die_with_parent=True,
+            die_with_parent=True, nice=args.engine_nice,
         )
         engines.procs.append(("chat", chat_proc))
         _say(f"starting vLLM chat engine ({CHAT_MODEL_LABEL}) ...")
@@ -281,7 +292,7 @@ def _vllm_engines(args: argparse.Namespace, engines: _Engines) -> tuple[ChatEngi
     if embed_dir is not None:
         embed_proc = VllmProcess(
             embed_dir, EMBED_SERVED_NAME, runner="pooling", cache_root=cache / "vllm-run",
-            log_file=logs / f"vllm-embed-{os.getpid()}.log", die_with_parent=True,
+            log_file=logs / f"vllm-embed-{os.getpid()}.log", die_with_parent=True, nice=args.engine_nice,
         )
         engines.procs.append(("embedding", embed_proc))
         _say(f"starting vLLM embedding engine ({EMBED_MODEL_LABEL}) ...")

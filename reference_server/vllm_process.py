@@ -54,6 +54,10 @@ DEFAULT_EMBED_ARGS: tuple[str, ...] = ("--max-model-len", "256", "--dtype", "flo
 
 LOG_TAIL_LINES = 40
 
+#: Niceness `conform42 serve` gives its engines (see `VllmProcess`'s `nice`): the gateway's work per
+#: request and per token is small but latency-bound, vLLM's is large and throughput-bound.
+DEFAULT_ENGINE_NICE = 10
+
 
 class VllmStartError(RuntimeError):
     """The vLLM server exited or did not become healthy in time; the message holds its log's tail."""
@@ -94,24 +98,31 @@ def _iomp_preload(prefix: Path) -> str | None:
     return str(candidate) if candidate.is_file() else None
 
 
-def _parent_death_signal() -> Callable[[], None] | None:
-    """A `preexec_fn` that makes the child receive SIGTERM when its parent thread dies (Linux only).
+def _child_setup(die_with_parent: bool, nice: int) -> Callable[[], None] | None:
+    """A `preexec_fn` for the server: lower its scheduling priority, and on Linux make it receive SIGTERM
+    when its parent thread dies. `None` when there is nothing to do.
 
-    libc is loaded here, in the parent, so the forked child only makes one plain system call.
+    libc is loaded here, in the parent, so the forked child only makes plain system calls. The niceness
+    is set before exec so every thread and process vLLM starts inherits it (on Linux niceness is per
+    thread; setting it on the PID afterwards would reach the main thread only).
     """
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-    except (OSError, AttributeError):
+    prctl: Callable[..., int] | None = None
+    if die_with_parent and sys.platform.startswith("linux"):
+        try:
+            prctl = ctypes.CDLL(None, use_errno=True).prctl
+        except (OSError, AttributeError):
+            prctl = None
+    if prctl is None and nice == 0:
         return None
     pr_set_pdeathsig = 1
 
-    def set_pdeathsig() -> None:
-        prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        if prctl is not None:
+            prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 
-    return set_pdeathsig
+    return setup
 
 
 class VllmProcess:
@@ -136,6 +147,7 @@ class VllmProcess:
         kv_cache_gib: int = 1,
         preload_iomp: bool = True,
         die_with_parent: bool = False,
+        nice: int = 0,
     ) -> None:
         """Describe the server; nothing starts until `start()`.
 
@@ -149,6 +161,10 @@ class VllmProcess:
         3.6 GB engine behind (the child runs in its own session, so it would survive otherwise). Only
         turn it on when `start()` runs on a long-lived thread such as the main one: started from a
         short-lived worker thread, the server would be stopped when that thread exits.
+
+        `nice` (0-19) lowers the server's CPU priority. vLLM keeps every core busy while it generates;
+        at a higher niceness the scheduler lets a waking gateway run at once instead of after vLLM's
+        time slice, which is what the gateway's added latency per request and per token is made of.
         """
         names = (served_model_name,) if isinstance(served_model_name, str) else tuple(served_model_name)
         if not names:
@@ -169,6 +185,9 @@ class VllmProcess:
         self.kv_cache_gib = kv_cache_gib
         self.preload_iomp = preload_iomp
         self.die_with_parent = die_with_parent
+        if not 0 <= nice <= 19:
+            raise ValueError(f"nice must be between 0 and 19, not {nice}")
+        self.nice = nice
         self.port: int | None = None
         self.started_at: float | None = None
         self.ready_after_s: float | None = None
@@ -259,7 +278,7 @@ class VllmProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # own process group: stop() reaches vLLM's engine/worker children
-                preexec_fn=_parent_death_signal() if self.die_with_parent else None,
+                preexec_fn=_child_setup(self.die_with_parent, self.nice),
             )
         except BaseException:
             self._log_handle.close()

@@ -6,7 +6,14 @@ in the machine affects both sides alike. Prints, per concurrency level, output-t
 each side and their ratio, and the median time to first token and end-to-end latency of each, with
 the difference the gateway adds. Targets (issue 3): throughput ratio >= 0.97, added p50 <= 2 ms.
 
+Then a paired latency phase, because on a shared virtual machine the engine's own speed drifts by
+10-20 % between rounds, more than the milliseconds to be measured: each worker alternates sides
+request by request (half the workers start direct, half through the gateway), so both sides see the
+same engine load at the same time. At one stream consecutive requests form pairs, and the median of
+the per-pair differences is printed as well.
+
     .venv/bin/python tests/bench/gateway_overhead.py [--requests 16] [--max-tokens 64] [--levels 1,16]
+                                                     [--pairs 40] [--engine-nice N]
 
 No assertion here: the figures go into the README.
 """
@@ -35,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 from reference_server.auth import DEMO_KEYS  # noqa: E402
 from reference_server.engines.vllm import CHAT_SERVED_NAMES  # noqa: E402
 from reference_server.model_prep import prepare_chat_model  # noqa: E402
-from reference_server.vllm_process import VllmProcess  # noqa: E402
+from reference_server.vllm_process import DEFAULT_ENGINE_NICE, VllmProcess  # noqa: E402
 
 
 @dataclass
@@ -95,6 +102,37 @@ async def run_level(
     return sum(s.tokens for s in samples) / elapsed, samples
 
 
+async def run_paired(
+    sides: list[tuple[str, Callable[[], dict[str, str]]]], concurrency: int, per_worker: int, max_tokens: int
+) -> tuple[list[Sample], list[Sample]]:
+    """``concurrency`` workers, each sending ``per_worker`` requests alternating between the two sides.
+
+    Returns the samples of each side in the order they were taken, so at concurrency 1 ``a[i]`` and
+    ``b[i]`` are consecutive requests (a pair).
+    """
+    body = {
+        "model": "42-logic",
+        "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    out: tuple[list[Sample], list[Sample]] = ([], [])
+    async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), limits=limits) as client:
+
+        async def worker(first: int) -> None:
+            for i in range(per_worker):
+                side = (first + i) % 2
+                base, make_headers = sides[side]
+                out[side].append(await one_stream(client, f"{base}/v1/chat/completions", make_headers, body))
+
+        await asyncio.gather(*(worker(k % 2) for k in range(concurrency)))
+    return out
+
+
 def start_gateway(chat_url: str, cache: Path) -> tuple[subprocess.Popen[bytes], str]:
     port_file = Path(tempfile.mkdtemp()) / "port"
     log_path = cache / "logs" / "bench-gateway.log"
@@ -147,6 +185,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per level")
     parser.add_argument("--engine-env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for the vLLM engine (both sides use the same engine)")
+    parser.add_argument("--pairs", type=int, default=40,
+                        help="paired phase: requests per side at each level (rounded up to the level)")
+    parser.add_argument("--engine-nice", type=int, default=None, metavar="N",
+                        help="niceness of the vLLM engine (default: what `conform42 serve` uses)")
     args = parser.parse_args()
     engine_env = dict(item.split("=", 1) for item in args.engine_env)
     cache = ROOT / ".cache"
@@ -161,7 +203,9 @@ def main() -> None:
         # An interrupted benchmark must not leave a 3.6 GB engine behind.
         die_with_parent=True,
         env=engine_env,
+        nice=DEFAULT_ENGINE_NICE if args.engine_nice is None else args.engine_nice,
     ) as vllm:
+        print(f"vLLM engine: niceness {vllm.nice}, extra environment {engine_env or 'none'}")
         vllm.wait_ready(300)
         gateway, gateway_base = start_gateway(vllm.base_url, cache)
         try:
@@ -195,8 +239,10 @@ def main() -> None:
                     "direct": ([], []),
                     "gateway": ([], []),
                 }
-                for _ in range(args.rounds):
-                    for name, (base, make_headers) in sides.items():
+                for round_no in range(args.rounds):
+                    # ABBA order: a drift in the engine's speed during a round pair hits both sides alike.
+                    order = list(sides.items()) if round_no % 2 == 0 else list(reversed(sides.items()))
+                    for name, (base, make_headers) in order:
                         rate, samples = asyncio.run(
                             run_level(
                                 base, make_headers, level, max(args.requests, 4 * level), args.max_tokens
@@ -214,10 +260,31 @@ def main() -> None:
                 ratio = summary["gateway"][0] / summary["direct"][0]
                 added_ttft = summary["gateway"][1] - summary["direct"][1]
                 added_e2e = summary["gateway"][2] - summary["direct"][2]
+                rounds = [g / d for d, g in zip(results["direct"][0], results["gateway"][0], strict=True)]
                 print(
                     f"{level:>4} {'ratio':>8} {ratio:>8.3f} {added_ttft:>+12.2f} {added_e2e:>+11.2f}"
-                    "   (gateway / direct; added ms)"
+                    f"   (gateway / direct; added ms); per round {', '.join(f'{r:.3f}' for r in rounds)},"
+                    f" median {statistics.median(rounds):.3f}"
                 )
+            print("paired: workers alternate direct / gateway request by request (same engine load)")
+            print(f"{'conc':>4} {'n':>4} {'TTFT p50 direct':>16} {'gateway':>8} {'added':>7} "
+                  f"{'E2E p50 direct':>15} {'gateway':>8} {'added':>7}  median of pair differences")
+            pair_sides = [sides["direct"], sides["gateway"]]
+            for level in (int(x) for x in args.levels.split(",")):
+                per_worker = 2 * max(1, -(-args.pairs // level))
+                direct, through = asyncio.run(run_paired(pair_sides, level, per_worker, args.max_tokens))
+                d_ttft = statistics.median(s.ttft for s in direct) * 1000
+                g_ttft = statistics.median(s.ttft for s in through) * 1000
+                d_e2e = statistics.median(s.e2e for s in direct) * 1000
+                g_e2e = statistics.median(s.e2e for s in through) * 1000
+                note = ""
+                if level == 1:
+                    pairs = list(zip(direct, through, strict=True))
+                    ttft_diff = statistics.median((g.ttft - d.ttft) * 1000 for d, g in pairs)
+                    e2e_diff = statistics.median((g.e2e - d.e2e) * 1000 for d, g in pairs)
+                    note = f"TTFT {ttft_diff:+.2f} ms, E2E {e2e_diff:+.2f} ms"
+                print(f"{level:>4} {len(direct):>4} {d_ttft:>16.2f} {g_ttft:>8.2f} {g_ttft - d_ttft:>+7.2f} "
+                      f"{d_e2e:>15.2f} {g_e2e:>8.2f} {g_e2e - d_e2e:>+7.2f}  {note}")
         finally:
             os.killpg(gateway.pid, signal.SIGTERM)
             gateway.wait(30)

@@ -18,6 +18,7 @@ import json
 import math
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -199,3 +200,28 @@ def test_openai_sdk_chat_stream_and_embeddings(http, server):
         assert len(vector) == 384
     finally:
         client.close()
+
+
+def test_engines_run_below_the_gateway_priority(server):
+    # The gateway's per-token work must not wait behind vLLM's time slices (README, gateway overhead):
+    # every vLLM process the server started runs at the default engine niceness above the gateway's.
+    from reference_server.vllm_process import DEFAULT_ENGINE_NICE
+
+    assert server.pid is not None
+    children = [pid for pid in _pids() if _stat(pid)[1:2] == [str(server.pid)]]
+    engines = [pid for pid in children if b"vllm" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    assert len(engines) == 2, f"expected the chat and embedding engines among {children}"
+    gateway_nice = int(_stat(server.pid)[16])
+    assert [int(_stat(pid)[16]) for pid in engines] == [gateway_nice + DEFAULT_ENGINE_NICE] * 2
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; nice is index 16. [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []

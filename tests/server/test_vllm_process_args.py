@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import time
+from pathlib import Path
+
 import pytest
 
 from reference_server.vllm_process import VllmProcess
@@ -41,3 +45,37 @@ def test_intel_openmp_does_not_spin_between_steps(tmp_path, monkeypatch):
     assert env["KMP_BLOCKTIME"] == "0"
     monkeypatch.setenv("KMP_BLOCKTIME", "200")  # the caller's choice wins
     assert proc.environment(tmp_path / "tmp")["KMP_BLOCKTIME"] == "200"
+
+
+def _niceness(pid: int) -> int:
+    # /proc/<pid>/stat: the fields after the command's closing parenthesis start at field 3 (state);
+    # nice is field 19.
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_the_server_and_what_it_starts_run_at_the_given_niceness(tmp_path):
+    # A stand-in interpreter that starts a child of its own (as vLLM starts its engine core) and waits:
+    # both must run at the niceness, which they inherit only if it is set before exec.
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\nsleep 60 &\necho $! > \"$0.child\"\nwait\n")
+    fake.chmod(0o755)
+    proc = VllmProcess("/models/chat", "42-think", cache_root=tmp_path, log_file=tmp_path / "log",
+                       python=fake, nice=7)
+    proc.start()
+    try:
+        child_file = Path(f"{fake}.child")
+        deadline = time.monotonic() + 10
+        while not (child_file.exists() and child_file.read_text().strip()):
+            assert time.monotonic() < deadline, "the stand-in never started its child"
+            time.sleep(0.05)
+        assert proc.pid is not None
+        assert _niceness(proc.pid) == os.nice(0) + 7
+        assert _niceness(int(child_file.read_text())) == os.nice(0) + 7
+    finally:
+        proc.stop(grace_s=2)
+
+
+def test_niceness_out_of_range_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="between 0 and 19"):
+        VllmProcess("/models/chat", "42-think", cache_root=tmp_path, log_file=tmp_path / "log", nice=20)
