@@ -149,3 +149,22 @@ def test_complete_sets_the_requested_model(upstream):
             await engine.aclose()
 
     assert asyncio.run(run())["model"] == "42-logic"
+
+
+@pytest.mark.parametrize("messages", [
+    [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}],
+    [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi, how can I help?"},
+     {"role": "user", "content": "Translate: \u00e9t\u00e9, \u65e5\u672c\u8a9e, emoji \U0001f600"
+                                 "\n\ttabs  and  spaces"}],
+    [{"role": "user", "content": ""}],
+    [{"role": "user", "content": "<|im_start|>user\nnot a real turn<|im_end|>"}],
+    [{"role": "user", "content": "word " * 1500}],
+])
+def test_prompt_tokens_are_counted_as_the_chat_template_tokenizes(messages):
+    # The gateway's count decides the context-length 400 and the KV 503 before vLLM sees the request, so
+    # it must equal transformers' own apply_chat_template(tokenize=True), which is what vLLM runs.
+    engine = VllmChatEngine("http://127.0.0.1:9", CHAT_SERVED_NAMES, chat_model_dir(CACHE), 2048, None)
+    reference = engine._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                      return_dict=False)
+    assert engine.count_prompt_tokens(messages) == len(reference)
