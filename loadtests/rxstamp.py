@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import time
 from typing import Any
 
 __all__ = ["enable", "recv"]
 
-#: Linux's value; Python exposes the constant only on some builds.
-_SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if hasattr(socket, "CMSG_SPACE") else None)
+#: Linux's value (Python exposes the constant only on some builds); other systems use the read time.
+_LINUX = sys.platform.startswith("linux") and hasattr(socket, "CMSG_SPACE")
+_SO_TIMESTAMPNS: int | None = getattr(socket, "SO_TIMESTAMPNS", 35 if _LINUX else None)
 _TIMESPEC = struct.Struct("@ll")  # struct timespec: seconds and nanoseconds, both C longs
 _ANCILLARY = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 #: A stamp further back than this is not trusted (wall clock stepped meanwhile): use the read time.
@@ -47,8 +49,10 @@ def recv(sock: Any, size: int) -> tuple[bytes, float]:
     none for an end-of-stream read) the time the read returned is used.
     """
     data, ancillary, _flags, _address = sock.recvmsg(size, _ANCILLARY)
-    now = time.perf_counter()
+    # Wall clock first: if the process is preempted between the two reads, the stamp errs late (towards
+    # the read time, as without kernel stamps), never early.
     wall_ns = time.time_ns()
+    now = time.perf_counter()
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
             seconds, nanoseconds = _TIMESPEC.unpack_from(payload)

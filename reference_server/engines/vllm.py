@@ -209,7 +209,10 @@ class VllmChatEngine(_HttpEngine):
         # batch encoder (a thread pool hand-off) and costs about twice as much per request; the result is
         # the same (tests/server/test_vllm_engine_wire.py compares both).
         backend = getattr(self._tokenizer, "_tokenizer", None)  # a fast tokenizer's tokenizers.Tokenizer
-        if backend is not None and hasattr(backend, "encode"):
+        # Only without truncation or padding stored in the tokenizer file: transformers resets those
+        # before it encodes, the bare tokenizer would apply them and miscount.
+        bare = getattr(backend, "truncation", None) is None and getattr(backend, "padding", None) is None
+        if backend is not None and hasattr(backend, "encode") and bare:
             return len(backend.encode(rendered, add_special_tokens=False).ids)
         return len(self._tokenizer.encode(rendered, add_special_tokens=False))
 

@@ -8,7 +8,7 @@ the difference the gateway adds. Targets (issue 3): throughput ratio >= 0.97, ad
 
 Then a paired latency phase, because on a shared virtual machine the engine's own speed drifts by
 10-20 % between rounds, more than the milliseconds to be measured: each worker alternates sides
-request by request (half the workers start direct, half through the gateway), so both sides see the
+request in ABBA order (half the workers start direct, half through the gateway), so both sides see the
 same engine load at the same time. At one stream consecutive requests form pairs, and the median of
 the per-pair differences is printed as well.
 
@@ -125,7 +125,9 @@ async def run_paired(
 
         async def worker(first: int) -> None:
             for i in range(per_worker):
-                side = (first + i) % 2
+                # ABBA within a worker: in every other pair the gateway goes first, so the order inside a
+                # pair (one request right after another) weighs on both sides alike.
+                side = (first + i + i // 2) % 2
                 base, make_headers = sides[side]
                 out[side].append(await one_stream(client, f"{base}/v1/chat/completions", make_headers, body))
 

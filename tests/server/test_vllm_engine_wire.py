@@ -165,6 +165,7 @@ def test_prompt_tokens_are_counted_as_the_chat_template_tokenizes(messages):
     # The gateway's count decides the context-length 400 and the KV 503 before vLLM sees the request, so
     # it must equal transformers' own apply_chat_template(tokenize=True), which is what vLLM runs.
     engine = VllmChatEngine("http://127.0.0.1:9", CHAT_SERVED_NAMES, chat_model_dir(CACHE), 2048, None)
+    counted = engine.count_prompt_tokens(messages)  # first: transformers' own call resets tokenizer state
     reference = engine._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                                       return_dict=False)
-    assert engine.count_prompt_tokens(messages) == len(reference)
+    assert counted == len(reference)

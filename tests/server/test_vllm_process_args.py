@@ -70,8 +70,9 @@ def test_the_server_and_what_it_starts_run_at_the_given_niceness(tmp_path):
             assert time.monotonic() < deadline, "the stand-in never started its child"
             time.sleep(0.05)
         assert proc.pid is not None
-        assert _niceness(proc.pid) == os.nice(0) + 7
-        assert _niceness(int(child_file.read_text())) == os.nice(0) + 7
+        expected = min(19, os.nice(0) + 7)  # niceness stops at 19 if this test already runs niced
+        assert _niceness(proc.pid) == expected
+        assert _niceness(int(child_file.read_text())) == expected
     finally:
         proc.stop(grace_s=2)
 
