@@ -126,5 +126,8 @@ def test_property_tests_fail_on_a_broken_target(serve_app: Any, tmp_path: Path) 
     _assert_no_secrets(output, keys)
     assert outcomes["test_invalid_input_is_rejected_with_4xx[POST /v1/chat/completions]"] == "failed", output
     assert outcomes["test_operation_conforms_to_the_spec[POST /v1/chat/completions]"] == "failed", output
-    assert "Server error" in output or "500" in output
+    # The app answers invalid input with a 500 when it lacks a messages list and with a 200 otherwise:
+    # which of the two schemathesis's negative examples hit first (6 examples) decides the failure it
+    # reports, and either one is the planted fault (about half the runs saw only the 200).
+    assert "Server error" in output or "500" in output or "Schema-violating request accepted" in output
     assert "Reproduce with:" in output
