@@ -187,6 +187,13 @@ class VllmChatEngine(_HttpEngine):
         from transformers import AutoTokenizer  # type: ignore[import-not-found, unused-ignore]
 
         self._tokenizer: Any = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        # The Rust tokenizer under a fast tokenizer, used directly by count_prompt_tokens, but only
+        # without truncation or padding stored in the tokenizer file: transformers resets those before
+        # it encodes, the bare tokenizer would apply them and miscount. Decided once, off the hot path.
+        backend = getattr(self._tokenizer, "_tokenizer", None)
+        bare = getattr(backend, "truncation", None) is None and getattr(backend, "padding", None) is None
+        usable = backend is not None and hasattr(backend, "encode") and bare
+        self._bare_tokenizer: Any = backend if usable else None
 
     def set_served_names(self, served_names: Sequence[str]) -> None:
         """Record the server's names in vLLM's order (``/v1/models``); the first is the one it echoes."""
@@ -208,12 +215,8 @@ class VllmChatEngine(_HttpEngine):
         # the special tokens, so none are added. transformers' path goes through the Rust tokenizer's
         # batch encoder (a thread pool hand-off) and costs about twice as much per request; the result is
         # the same (tests/server/test_vllm_engine_wire.py compares both).
-        backend = getattr(self._tokenizer, "_tokenizer", None)  # a fast tokenizer's tokenizers.Tokenizer
-        # Only without truncation or padding stored in the tokenizer file: transformers resets those
-        # before it encodes, the bare tokenizer would apply them and miscount.
-        bare = getattr(backend, "truncation", None) is None and getattr(backend, "padding", None) is None
-        if backend is not None and hasattr(backend, "encode") and bare:
-            return len(backend.encode(rendered, add_special_tokens=False).ids)
+        if self._bare_tokenizer is not None:
+            return len(self._bare_tokenizer.encode(rendered, add_special_tokens=False).ids)
         return len(self._tokenizer.encode(rendered, add_special_tokens=False))
 
     async def complete(self, body: dict[str, Any]) -> dict[str, Any]:
