@@ -44,6 +44,7 @@ CHILD = textwrap.dedent("""
 
 
 def test_pooled_socket_check_never_yields_and_still_sees_closed_sockets():
-    result = subprocess.run([sys.executable, "-c", CHILD], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", CHILD], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
