@@ -1,19 +1,33 @@
 """Gateway overhead against calling vLLM directly, measured side by side in one run.
 
 Starts one vLLM chat engine, then the reference server attached to that same engine
-(``--chat-engine-url``), and sends identical streaming requests to both, alternating rounds so drift
-in the machine affects both sides alike. Prints, per concurrency level, output-token throughput of
-each side and their ratio, and the median time to first token and end-to-end latency of each, with
-the difference the gateway adds. Targets (issue 3): throughput ratio >= 0.97, added p50 <= 2 ms.
+(``--chat-engine-url``, default log level, so the access log is written as in production), and
+compares the two ways in. Targets (issue 3): throughput ratio >= 0.97, added p50 <= 2 ms.
 
-Then a paired latency phase, because on a shared virtual machine the engine's own speed drifts by
-10-20 % between rounds, more than the milliseconds to be measured: each worker alternates sides
-request in ABBA order (half the workers start direct, half through the gateway), so both sides see the
-same engine load at the same time. At one stream consecutive requests form pairs, and the median of
-the per-pair differences is printed as well.
+**Throughput** (per concurrency level): closed-loop rounds of identical streaming requests, one side
+at a time, in ABBA order (direct, gateway, gateway, direct, ...), so a linear drift of the engine's
+speed during a pair of rounds hits both sides alike; this shared virtual machine drifts by 10-25 %
+over minutes. Printed: tokens/s of each side, the pooled ratio, the ratio of every adjacent pair of
+rounds and their geometric mean (the figure to read).
 
-    .venv/bin/python tests/bench/gateway_overhead.py [--requests 16] [--max-tokens 64] [--levels 1,16]
-                                                     [--pairs 40] [--engine-nice N]
+**Added latency** (time to first token, TTFT):
+
+* at 1 stream, consecutive requests alternate sides (ABBA); the engine is idle when each arrives, so
+  a pair's difference is the gateway's own delay;
+* at N > 1 streams, vLLM admits new requests only between engine steps (40-60 ms each at 16 streams),
+  so a request's TTFT depends on where in a step it arrives. Closed-loop clients are phase-locked to
+  the steps (each sends right after its previous answer ended, at a step boundary), and the earlier
+  closed-loop comparison moved by whole steps from run to run (+14 to +49 ms). Here N - 2 background
+  streams run through the gateway (a separate process, so their parsing does not delay the probes),
+  and probe pairs (one request direct, one through the gateway, sent together, order alternating) start
+  after a random pause, so their phase within a step is uniform. A delay d before the engine then
+  costs d on average (the chance of missing a step is d / step), so the distribution of gateway TTFTs
+  is the direct one shifted by what the gateway adds: the difference of the two medians estimates it.
+
+Every latency figure comes with a 95 % bootstrap interval over the pairs (seeded, reproducible).
+
+    .venv/bin/python tests/bench/gateway_overhead.py [--levels 1,16] [--rounds 6] [--pairs 300]
+                                                     [--max-tokens 64] [--engine-nice N]
 
 No assertion here: the figures go into the README.
 """
@@ -23,16 +37,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
+import multiprocessing
 import os
+import random
 import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -44,6 +62,13 @@ from reference_server.engines.vllm import CHAT_SERVED_NAMES  # noqa: E402
 from reference_server.model_prep import prepare_chat_model  # noqa: E402
 from reference_server.vllm_process import DEFAULT_ENGINE_NICE, VllmProcess  # noqa: E402
 
+PROMPT = "Write a long story about a lighthouse keeper."
+#: Tokens of a probe request: only its first token is measured, and a short probe keeps the engine's
+#: load at the level the background sets.
+PROBE_TOKENS = 2
+#: Pause before each probe pair: uniform in [0, this) seconds, several engine steps wide.
+PROBE_PAUSE_S = 0.25
+
 
 @dataclass
 class Sample:
@@ -52,14 +77,58 @@ class Sample:
     tokens: int
 
 
-async def one_stream(
-    client: httpx.AsyncClient, url: str, make_headers: Callable[[], dict[str, str]], body: dict[str, object]
-) -> Sample:
+Headers = Callable[[], dict[str, str]]
+Side = tuple[str, Headers]
+
+
+class TaskTokens:
+    """Task tokens of the internal demo key (no concurrency cap), reused for 30 s of their 60 s.
+
+    Called before a request's clock starts, so an exchange is never timed.
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self._at = -math.inf
+        self._headers: dict[str, str] = {}
+
+    def __call__(self) -> dict[str, str]:
+        if time.monotonic() - self._at >= 30:
+            response = httpx.post(
+                f"{self.base}/api/token",
+                headers={"Authorization": f"Bearer {DEMO_KEYS['internal']}"},
+                timeout=10,
+            )
+            response.raise_for_status()
+            self._headers = {"Authorization": f"Bearer {response.json()['task_token']}"}
+            self._at = time.monotonic()
+        return self._headers
+
+
+def stream_body(max_tokens: int) -> dict[str, object]:
+    return {
+        "model": "42-logic",
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": max_tokens,
+        "ignore_eos": True,  # vLLM extension: every request yields exactly max_tokens tokens
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def http_client(concurrency: int) -> httpx.AsyncClient:
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    return httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), limits=limits)
+
+
+async def one_stream(client: httpx.AsyncClient, side: Side, body: dict[str, object]) -> Sample:
+    base, make_headers = side
     headers = make_headers()  # before the clock starts: a token refresh is not request latency
     start = time.perf_counter()
     ttft = 0.0
     tokens = 0
-    async with client.stream("POST", url, json=body, headers=headers) as response:
+    async with client.stream("POST", f"{base}/v1/chat/completions", json=body, headers=headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if not line.startswith("data: ") or line == "data: [DONE]":
@@ -72,20 +141,12 @@ async def one_stream(
     return Sample(ttft, time.perf_counter() - start, tokens)
 
 
-async def run_level(
-    base: str, headers: Callable[[], dict[str, str]], concurrency: int, requests: int, max_tokens: int
+async def closed_loop(
+    side: Side, concurrency: int, requests: int, max_tokens: int
 ) -> tuple[float, list[Sample]]:
-    body = {
-        "model": "42-logic",
-        "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
-        "max_tokens": max_tokens,
-        "ignore_eos": True,  # vLLM extension: every request yields exactly max_tokens tokens
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), limits=limits) as client:
+    """``requests`` streams over ``concurrency`` workers; output tokens per second and the samples."""
+    body = stream_body(max_tokens)
+    async with http_client(concurrency) as client:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(requests):
             queue.put_nowait(i)
@@ -94,7 +155,7 @@ async def run_level(
         async def worker() -> None:
             while not queue.empty():
                 queue.get_nowait()
-                samples.append(await one_stream(client, f"{base}/v1/chat/completions", headers, body))
+                samples.append(await one_stream(client, side, body))
 
         start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -102,37 +163,90 @@ async def run_level(
     return sum(s.tokens for s in samples) / elapsed, samples
 
 
-async def run_paired(
-    sides: list[tuple[str, Callable[[], dict[str, str]]]], concurrency: int, per_worker: int, max_tokens: int
-) -> tuple[list[Sample], list[Sample]]:
-    """``concurrency`` workers, each sending ``per_worker`` requests alternating between the two sides.
-
-    Returns the samples of each side in the order they were taken, so at concurrency 1 ``a[i]`` and
-    ``b[i]`` are consecutive requests (a pair).
-    """
-    body = {
-        "model": "42-logic",
-        "messages": [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
-        "max_tokens": max_tokens,
-        "ignore_eos": True,
-        "temperature": 0,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    out: tuple[list[Sample], list[Sample]] = ([], [])
-    async with httpx.AsyncClient(timeout=httpx.Timeout(300, connect=5), limits=limits) as client:
-
-        async def worker(first: int) -> None:
-            for i in range(per_worker):
-                # ABBA within a worker: in every other pair the gateway goes first, so the order inside a
-                # pair (one request right after another) weighs on both sides alike.
-                side = (first + i + i // 2) % 2
-                base, make_headers = sides[side]
-                out[side].append(await one_stream(client, f"{base}/v1/chat/completions", make_headers, body))
-
-        await asyncio.gather(*(worker(k % 2) for k in range(concurrency)))
+async def sequential_pairs(sides: Sequence[Side], pairs: int, max_tokens: int) -> list[tuple[Sample, Sample]]:
+    """One request at a time, alternating sides in ABBA order; (direct, gateway) per pair."""
+    body = stream_body(max_tokens)
+    out: list[tuple[Sample, Sample]] = []
+    async with http_client(1) as client:
+        for i in range(pairs):
+            order = (0, 1) if i % 2 == 0 else (1, 0)
+            got = {k: await one_stream(client, sides[k], body) for k in order}
+            out.append((got[0], got[1]))
     return out
+
+
+async def probe_pairs(sides: Sequence[Side], pairs: int, seed: int) -> list[tuple[Sample, Sample]]:
+    """Pairs sent together after a random pause (see the module docstring); (direct, gateway) per pair."""
+    body = stream_body(PROBE_TOKENS)
+    rng = random.Random(seed)
+    out: list[tuple[Sample, Sample]] = []
+    async with http_client(2) as client:
+        for i in range(pairs):
+            for _, make_headers in sides:
+                make_headers()  # any token exchange happens here, not while a probe's clock runs
+            await asyncio.sleep(rng.uniform(0, PROBE_PAUSE_S))
+            order = (0, 1) if i % 2 == 0 else (1, 0)
+            got = await asyncio.gather(*(one_stream(client, sides[k], body) for k in order))
+            by_side = dict(zip(order, got, strict=True))
+            out.append((by_side[0], by_side[1]))
+    return out
+
+
+def _background(base: str, streams: int, max_tokens: int, stop: Any, started: Any) -> None:
+    """Child process: ``streams`` closed-loop streams through the gateway until ``stop`` is set."""
+    side: Side = (base, TaskTokens(base))
+    body = stream_body(max_tokens)
+
+    async def run() -> None:
+        async with http_client(streams) as client:
+
+            async def worker() -> None:
+                while not stop.is_set():
+                    await one_stream(client, side, body)
+
+            tasks = [asyncio.create_task(worker()) for _ in range(streams)]
+            started.set()
+            await asyncio.gather(*tasks)
+
+    asyncio.run(run())
+
+
+def bootstrap_ci(
+    pairs: Sequence[tuple[float, float]],
+    stat: Callable[[Sequence[tuple[float, float]]], float],
+    seed: int = 0,
+) -> tuple[float, float]:
+    """95 % percentile interval of ``stat`` over 2,000 resamples of the pairs."""
+    rng = random.Random(seed)
+    values = sorted(stat(rng.choices(pairs, k=len(pairs))) for _ in range(2000))
+    return values[50], values[1949]
+
+
+def median_shift(pairs: Sequence[tuple[float, float]]) -> float:
+    return statistics.median(g for _, g in pairs) - statistics.median(d for d, _ in pairs)
+
+
+def median_of_differences(pairs: Sequence[tuple[float, float]]) -> float:
+    return statistics.median(g - d for d, g in pairs)
+
+
+def mean_of_differences(pairs: Sequence[tuple[float, float]]) -> float:
+    return statistics.fmean(g - d for d, g in pairs)
+
+
+def report_latency(level: int, samples: list[tuple[Sample, Sample]]) -> None:
+    ms = [(d.ttft * 1000, g.ttft * 1000) for d, g in samples]
+    cells = []
+    for name, stat in (
+        ("p50 shift", median_shift),
+        ("median of pair diffs", median_of_differences),
+        ("mean of pair diffs", mean_of_differences),
+    ):
+        lo, hi = bootstrap_ci(ms, stat)
+        cells.append(f"{name} {stat(ms):+.2f} [{lo:+.2f}, {hi:+.2f}]")
+    d50 = statistics.median(d for d, _ in ms)
+    g50 = statistics.median(g for _, g in ms)
+    print(f"{level:>4} {len(ms):>5} {d50:>10.2f} {g50:>10.2f}  " + "; ".join(cells))
 
 
 def start_gateway(chat_url: str, cache: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -155,8 +269,6 @@ def start_gateway(chat_url: str, cache: Path) -> tuple[subprocess.Popen[bytes], 
             str(port_file),
             "--cache-dir",
             str(cache),
-            "--log-level",
-            "warning",
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -177,21 +289,87 @@ def start_gateway(chat_url: str, cache: Path) -> tuple[subprocess.Popen[bytes], 
     raise SystemExit("gateway did not become healthy in 120 s")
 
 
+def throughput(sides: dict[str, Side], levels: list[int], args: argparse.Namespace) -> None:
+    print("throughput: closed-loop rounds, one side at a time, ABBA order")
+    print(f"{'conc':>4} {'side':>8} {'tok/s':>8} {'TTFT p50 ms':>12} {'E2E p50 ms':>11}")
+    for level in levels:
+        rates: dict[str, list[float]] = {"direct": [], "gateway": []}
+        samples: dict[str, list[Sample]] = {"direct": [], "gateway": []}
+        for round_no in range(args.rounds):
+            # A pair of rounds is (direct, gateway) then (gateway, direct): ABBA over two pairs.
+            order = ("direct", "gateway") if round_no % 2 == 0 else ("gateway", "direct")
+            for name in order:
+                rate, got = asyncio.run(
+                    closed_loop(sides[name], level, max(args.requests, 4 * level), args.max_tokens)
+                )
+                rates[name].append(rate)
+                samples[name].extend(got)
+        pooled = {}
+        for name in ("direct", "gateway"):
+            pooled[name] = statistics.fmean(rates[name])
+            ttft = statistics.median(s.ttft for s in samples[name]) * 1000
+            e2e = statistics.median(s.e2e for s in samples[name]) * 1000
+            print(f"{level:>4} {name:>8} {pooled[name]:>8.1f} {ttft:>12.2f} {e2e:>11.2f}")
+        per_round = [g / d for d, g in zip(rates["direct"], rates["gateway"], strict=True)]
+        geo = math.exp(statistics.fmean(math.log(r) for r in per_round))
+        print(
+            f"{level:>4} {'ratio':>8} {pooled['gateway'] / pooled['direct']:>8.3f}   gateway / direct;"
+            f" per round pair {', '.join(f'{r:.3f}' for r in per_round)}; geometric mean {geo:.3f}"
+        )
+
+
+def latency(sides: dict[str, Side], gateway_base: str, levels: list[int], args: argparse.Namespace) -> None:
+    print("added TTFT, ms (gateway - direct), 95 % bootstrap intervals over pairs")
+    print(f"{'conc':>4} {'pairs':>5} {'direct p50':>10} {'gw p50':>10}  estimates")
+    pair_sides = [sides["direct"], sides["gateway"]]
+    for level in levels:
+        if level == 1:
+            report_latency(1, asyncio.run(sequential_pairs(pair_sides, args.pairs, args.max_tokens)))
+            continue
+        ctx = multiprocessing.get_context("spawn")
+        stop, started = ctx.Event(), ctx.Event()
+        background = ctx.Process(
+            target=_background, args=(gateway_base, max(0, level - 2), args.max_tokens, stop, started)
+        )
+        background.start()
+        try:
+            if not started.wait(60):
+                raise SystemExit("the background load did not start")
+            time.sleep(5)  # let the background streams reach their steady state
+            report_latency(level, asyncio.run(probe_pairs(pair_sides, args.pairs, seed=level)))
+        finally:
+            stop.set()
+            background.join(120)
+            if background.is_alive():
+                background.kill()
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument(
-        "--requests", type=int, default=16, help="requests per side, level and round (at least 4 x level)"
+        "--requests", type=int, default=8, help="throughput: requests per side and round (at least 4 x level)"
     )
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--levels", default="1,16")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per level")
-    parser.add_argument("--engine-env", action="append", default=[], metavar="KEY=VALUE",
-                        help="extra environment for the vLLM engine (both sides use the same engine)")
-    parser.add_argument("--pairs", type=int, default=40,
-                        help="paired phase: requests per side at each level (rounded up to the level)")
-    parser.add_argument("--engine-nice", type=int, default=None, metavar="N",
-                        help="niceness of the vLLM engine (default: what `conform42 serve` uses)")
+    parser.add_argument("--rounds", type=int, default=6, help="throughput rounds per side and level")
+    parser.add_argument("--pairs", type=int, default=300, help="latency: pairs per level")
+    parser.add_argument(
+        "--engine-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the vLLM engine (both sides use the same engine)",
+    )
+    parser.add_argument(
+        "--engine-nice",
+        type=int,
+        default=None,
+        metavar="N",
+        help="niceness of the vLLM engine (default: what `conform42 serve` uses)",
+    )
+    parser.add_argument("--skip", choices=("throughput", "latency"), help="leave one part out")
     args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
     engine_env = dict(item.split("=", 1) for item in args.engine_env)
     cache = ROOT / ".cache"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -211,82 +389,17 @@ def main() -> None:
         vllm.wait_ready(300)
         gateway, gateway_base = start_gateway(vllm.base_url, cache)
         try:
-
-            cached: list[tuple[float, dict[str, str]]] = []
-
-            def gateway_headers() -> dict[str, str]:
-                # Task tokens live 60 s (the API's rule): reuse one for 30 s, then exchange a new one.
-                # Called before each request's clock starts, so the exchange is never timed.
-                if cached and time.monotonic() - cached[0][0] < 30:
-                    return cached[0][1]
-                token = httpx.post(
-                    f"{gateway_base}/api/token",
-                    headers={"Authorization": f"Bearer {DEMO_KEYS['internal']}"},
-                    timeout=10,
-                )
-                token.raise_for_status()
-                cached[:] = [(time.monotonic(), {"Authorization": f"Bearer {token.json()['task_token']}"})]
-                return cached[0][1]
-
-            sides: dict[str, tuple[str, Callable[[], dict[str, str]]]] = {
+            sides: dict[str, Side] = {
                 "direct": (vllm.base_url, dict),
-                "gateway": (gateway_base, gateway_headers),
+                "gateway": (gateway_base, TaskTokens(gateway_base)),
             }
             # Warm both paths (first requests pay for lazy initialisation on each side).
-            for base, make_headers in sides.values():
-                asyncio.run(run_level(base, make_headers, 2, 4, 8))
-            print(f"{'conc':>4} {'side':>8} {'tok/s':>8} {'TTFT p50 ms':>12} {'E2E p50 ms':>11}")
-            for level in (int(x) for x in args.levels.split(",")):
-                results: dict[str, tuple[list[float], list[Sample]]] = {
-                    "direct": ([], []),
-                    "gateway": ([], []),
-                }
-                for round_no in range(args.rounds):
-                    # ABBA order: a drift in the engine's speed during a round pair hits both sides alike.
-                    order = list(sides.items()) if round_no % 2 == 0 else list(reversed(sides.items()))
-                    for name, (base, make_headers) in order:
-                        rate, samples = asyncio.run(
-                            run_level(
-                                base, make_headers, level, max(args.requests, 4 * level), args.max_tokens
-                            )
-                        )
-                        results[name][0].append(rate)
-                        results[name][1].extend(samples)
-                summary = {}
-                for name, (rates, samples) in results.items():
-                    rate = statistics.fmean(rates)
-                    ttft = statistics.median(s.ttft for s in samples) * 1000
-                    e2e = statistics.median(s.e2e for s in samples) * 1000
-                    summary[name] = (rate, ttft, e2e)
-                    print(f"{level:>4} {name:>8} {rate:>8.1f} {ttft:>12.2f} {e2e:>11.2f}")
-                ratio = summary["gateway"][0] / summary["direct"][0]
-                added_ttft = summary["gateway"][1] - summary["direct"][1]
-                added_e2e = summary["gateway"][2] - summary["direct"][2]
-                rounds = [g / d for d, g in zip(results["direct"][0], results["gateway"][0], strict=True)]
-                print(
-                    f"{level:>4} {'ratio':>8} {ratio:>8.3f} {added_ttft:>+12.2f} {added_e2e:>+11.2f}"
-                    f"   (gateway / direct; added ms); per round {', '.join(f'{r:.3f}' for r in rounds)},"
-                    f" median {statistics.median(rounds):.3f}"
-                )
-            print("paired: workers alternate direct / gateway request by request (same engine load)")
-            print(f"{'conc':>4} {'n':>4} {'TTFT p50 direct':>16} {'gateway':>8} {'added':>7} "
-                  f"{'E2E p50 direct':>15} {'gateway':>8} {'added':>7}  median of pair differences")
-            pair_sides = [sides["direct"], sides["gateway"]]
-            for level in (int(x) for x in args.levels.split(",")):
-                per_worker = 2 * max(1, -(-args.pairs // level))
-                direct, through = asyncio.run(run_paired(pair_sides, level, per_worker, args.max_tokens))
-                d_ttft = statistics.median(s.ttft for s in direct) * 1000
-                g_ttft = statistics.median(s.ttft for s in through) * 1000
-                d_e2e = statistics.median(s.e2e for s in direct) * 1000
-                g_e2e = statistics.median(s.e2e for s in through) * 1000
-                note = ""
-                if level == 1:
-                    pairs = list(zip(direct, through, strict=True))
-                    ttft_diff = statistics.median((g.ttft - d.ttft) * 1000 for d, g in pairs)
-                    e2e_diff = statistics.median((g.e2e - d.e2e) * 1000 for d, g in pairs)
-                    note = f"TTFT {ttft_diff:+.2f} ms, E2E {e2e_diff:+.2f} ms"
-                print(f"{level:>4} {len(direct):>4} {d_ttft:>16.2f} {g_ttft:>8.2f} {g_ttft - d_ttft:>+7.2f} "
-                      f"{d_e2e:>15.2f} {g_e2e:>8.2f} {g_e2e - d_e2e:>+7.2f}  {note}")
+            for side in sides.values():
+                asyncio.run(closed_loop(side, 2, 4, 8))
+            if args.skip != "throughput":
+                throughput(sides, levels, args)
+            if args.skip != "latency":
+                latency(sides, gateway_base, levels, args)
         finally:
             os.killpg(gateway.pid, signal.SIGTERM)
             gateway.wait(30)
