@@ -119,6 +119,11 @@ def _child_setup(die_with_parent: bool, nice: int) -> Callable[[], None] | None:
     def setup() -> None:
         if nice:
             os.nice(nice)
+            # With autogroup scheduling (Linux's default on desktops and many VMs: a scheduling group
+            # per session) niceness only ranks a session's own tasks, and vLLM runs in a session of
+            # its own (start_new_session); the group's niceness is what ranks it against the gateway.
+            with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
+                group.write(str(nice))
         if prctl is not None:
             prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
 

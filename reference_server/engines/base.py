@@ -3,7 +3,10 @@
 Bodies are OpenAI-shaped JSON objects whose ``model`` is already a 42 model ID the caller may use;
 engines know nothing of tiers, keys or limits. ``stream`` yields complete SSE events as bytes
 (``b"data: {...}\\n\\n"``, the last one ``b"data: [DONE]\\n\\n"``) so a real engine's stream can be
-passed through chunk by chunk without re-encoding.
+passed through chunk by chunk without re-encoding. A stream may begin with one empty item, ``b""``,
+meaning "accepted": the engine has taken the request, its first event will follow. The gateway then
+sends its response headers at once, so a client has read them before the first token is due, as with
+vLLM itself, instead of reading headers and first token together when every microsecond counts.
 """
 
 from __future__ import annotations

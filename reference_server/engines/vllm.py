@@ -43,6 +43,7 @@ CHAT_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=300.0)
 EMBED_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=60.0)
 
 _EVENT_END = b"\n\n"
+_DONE = b"data: [DONE]"
 
 
 def _vllm_message(content: bytes) -> str:
@@ -240,24 +241,33 @@ class VllmChatEngine(_HttpEngine):
             async with self._http().post("v1/chat/completions", json=body) as response:
                 if response.status >= 300:
                     raise self._status_error(response.status, await response.read(), requested)
+                # vLLM sends its headers when it has accepted the request, long before the first token;
+                # say so (the base module's "accepted" item) so the client gets ours as early.
+                yield b""
                 buffer = b""
+                last = b""
                 # iter_any: whatever arrived, as soon as it arrived (no line or size buffering).
                 async for chunk in response.content.iter_any():
                     # Hot path: vLLM writes one event per chunk, so a chunk that ends the only event it
                     # holds goes out as it is, without copying it into the buffer.
                     if not buffer and chunk.endswith(_EVENT_END) and chunk.find(_EVENT_END) == len(chunk) - 2:
+                        last = chunk
                         yield chunk.replace(old, new, 1) if rewrite else chunk
                         continue
                     buffer += chunk
                     start = 0
                     while (end := buffer.find(_EVENT_END, start)) >= 0:
-                        event = buffer[start:end + 2]
+                        last = buffer[start:end + 2]
                         start = end + 2
-                        yield event.replace(old, new, 1) if rewrite else event
+                        yield last.replace(old, new, 1) if rewrite else last
                     buffer = buffer[start:]
                 if buffer.strip():
                     # The connection ended inside an event: the engine stopped mid-answer.
                     raise ApiError(500, "The inference engine ended the stream mid-event", "internal_error")
+                if not last.startswith(_DONE):
+                    # Ended between events: the client must not take a cut answer for a whole one.
+                    raise ApiError(500, "The inference engine ended the stream before data: [DONE]",
+                                   "internal_error")
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
 

@@ -11,6 +11,7 @@ including a client that disconnects mid-stream.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -80,12 +81,18 @@ async def _aclose(stream: AsyncIterator[bytes]) -> None:
 
 
 class _ClosingStreamingResponse(StreamingResponse):
-    """Closes its body iterator and runs ``on_close`` however the response ends.
+    """Streams the events, closes its body iterator and runs ``on_close`` however the response ends.
 
     Starlette leaves a generator suspended at ``yield`` when a send fails or the client disconnects, and
     never starts it when the response dies before the first send; its finally (which frees the
     concurrency slot) would then wait for garbage collection or never run. Doing both here makes the
     release immediate and certain.
+
+    The streaming itself replaces Starlette's: for ASGI 2.3 servers (uvicorn) that runs the stream and
+    a disconnect listener in an anyio task group, which cost about 0.25 ms before the first byte with
+    the CPU caches cold from vLLM's work (measured on 2026-12-02). The contract is the same with one
+    plain asyncio task: a watcher waits for ``http.disconnect`` and cancels the streaming task, which
+    takes that cancellation as the normal end of a response whose client left.
     """
 
     def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
@@ -94,12 +101,49 @@ class _ClosingStreamingResponse(StreamingResponse):
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        streaming = asyncio.current_task()
+        if streaming is None:  # not under asyncio (never the case with uvicorn): Starlette's way
+            try:
+                await super().__call__(scope, receive, send)
+            finally:
+                await self._close()
+            return
+        client_gone = False
+        finished = False
+
+        async def watch() -> None:
+            nonlocal client_gone
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            # Servers also send http.disconnect once the response is complete; only an earlier one
+            # means the client left.
+            if not finished:
+                client_gone = True
+                streaming.cancel()
+
+        watcher = asyncio.get_running_loop().create_task(watch())
         try:
-            await super().__call__(scope, receive, send)
+            try:
+                await send({"type": "http.response.start", "status": self.status_code,
+                            "headers": self.raw_headers})
+                async for chunk in self.body_iterator:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            finally:
+                # No await between the last send and here, so the watcher cannot cancel us after this.
+                finished = True
+                watcher.cancel()
+        except asyncio.CancelledError:
+            if not client_gone:
+                raise  # someone else's cancellation (server shutdown): let it through
+            streaming.uncancel()
         finally:
-            self._on_close()
-            with anyio.CancelScope(shield=True):
-                await _aclose(self._content)
+            await self._close()
+
+    async def _close(self) -> None:
+        self._on_close()
+        with anyio.CancelScope(shield=True):
+            await _aclose(self._content)
 
 
 @router.post("/v1/chat/completions")
@@ -154,8 +198,10 @@ async def create_chat_completion(
         release()
         raise
     try:
-        # Pull the first event before answering: an engine error before any byte is sent (engine down,
-        # request refused) must still be a JSON error with its status, not a broken 200 stream.
+        # Pull the first item before answering: an engine error before any byte is sent (engine down,
+        # request refused) must still be a JSON error with its status, not a broken 200 stream. A real
+        # engine's first item is b"" (accepted, see engines/base.py): the headers then leave before the
+        # first token exists.
         first = await anext(events)
     except BaseException as exc:
         release()
@@ -167,7 +213,8 @@ async def create_chat_completion(
 
     async def gen() -> AsyncIterator[bytes]:
         try:
-            yield first
+            if first:
+                yield first
             async for event in events:
                 yield event
         except Exception as exc:

@@ -63,8 +63,8 @@ from reference_server.model_prep import prepare_chat_model  # noqa: E402
 from reference_server.vllm_process import DEFAULT_ENGINE_NICE, VllmProcess  # noqa: E402
 
 PROMPT = "Write a long story about a lighthouse keeper."
-#: Tokens of a probe request: only its first token is measured, and a short probe keeps the engine's
-#: load at the level the background sets.
+#: Tokens of a latency probe: only its first token is measured, and a short probe keeps the engine's
+#: load at the level the background sets (and is idle again at once at 1 stream).
 PROBE_TOKENS = 2
 #: Pause before each probe pair: uniform in [0, this) seconds, several engine steps wide.
 PROBE_PAUSE_S = 0.25
@@ -163,9 +163,9 @@ async def closed_loop(
     return sum(s.tokens for s in samples) / elapsed, samples
 
 
-async def sequential_pairs(sides: Sequence[Side], pairs: int, max_tokens: int) -> list[tuple[Sample, Sample]]:
-    """One request at a time, alternating sides in ABBA order; (direct, gateway) per pair."""
-    body = stream_body(max_tokens)
+async def sequential_pairs(sides: Sequence[Side], pairs: int) -> list[tuple[Sample, Sample]]:
+    """One short request at a time, alternating sides in ABBA order; (direct, gateway) per pair."""
+    body = stream_body(PROBE_TOKENS)
     out: list[tuple[Sample, Sample]] = []
     async with http_client(1) as client:
         for i in range(pairs):
@@ -324,7 +324,7 @@ def latency(sides: dict[str, Side], gateway_base: str, levels: list[int], args: 
     pair_sides = [sides["direct"], sides["gateway"]]
     for level in levels:
         if level == 1:
-            report_latency(1, asyncio.run(sequential_pairs(pair_sides, args.pairs, args.max_tokens)))
+            report_latency(1, asyncio.run(sequential_pairs(pair_sides, args.pairs)))
             continue
         ctx = multiprocessing.get_context("spawn")
         stop, started = ctx.Event(), ctx.Event()

@@ -457,3 +457,40 @@ def test_from_config_without_secret_generates_one_per_start(monkeypatch):
 def test_from_config_reads_the_flavour():
     auth = Authenticator.from_config(ServerConfig(flavour="fortytwo", jwt_secret=SECRET))
     assert auth.authenticate(f"Bearer {DEMO_KEYS['internal']}").tier == "internal"
+
+
+# --- the cache of verified tokens (TokenService.verify remembers a token until its exp) ---------------
+
+
+def _seconds_left(token: str) -> float:
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"]) - time.time()
+
+
+def test_a_remembered_token_is_still_refused_once_it_expires():
+    service = TokenService(SECRET, ttl_s=2)
+    token = service.issue(Caller(key_id(DEMO_KEYS["pro"]), "demo-pro", "pro"))
+    assert service.verify(token).tier == "pro"
+    assert service.verify(token).tier == "pro"  # now from the cache
+    time.sleep(max(0.0, _seconds_left(token)) + 0.05)
+    status, _, message = _status_and_message(service.verify, token)
+    assert status == 401 and "expired" in message.lower()
+
+
+def test_a_tampered_copy_of_a_remembered_token_is_refused():
+    service = TokenService(SECRET)
+    token = service.issue(Caller(key_id(DEMO_KEYS["free"]), "demo-free", "free"))
+    service.verify(token)
+    header, payload, signature = token.split(".")
+    claims = jwt.decode(token, options={"verify_signature": False})
+    raised = jwt.encode({**claims, "tier": "internal"}, OTHER_SECRET, algorithm="HS256").split(".")[1]
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for forged in (f"{header}.{raised}.{signature}", f"{header}.{payload}.{flipped}"):
+        assert _status_and_message(service.verify, forged)[0] == 401
+
+
+def test_the_cache_stays_bounded_and_every_token_still_verifies():
+    service = TokenService(SECRET, cache_size=2)
+    tokens = [service.issue(Caller(key_id(DEMO_KEYS["pro"]), f"label-{i}", "pro")) for i in range(5)]
+    for _ in range(2):
+        assert [service.verify(t).label for t in tokens] == [f"label-{i}" for i in range(5)]
+    assert len(service._verified) <= 2

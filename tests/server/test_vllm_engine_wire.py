@@ -86,9 +86,12 @@ def _engine(url: str) -> VllmChatEngine:
 
 async def _collect(engine: VllmChatEngine, body: dict[str, Any]) -> list[bytes]:
     try:
-        return [event async for event in engine.stream(body)]
+        events = [event async for event in engine.stream(body)]
     finally:
         await engine.aclose()
+    # The "accepted" item comes first, once and only once (engines/base.py).
+    assert events[:1] == [b""] and b"" not in events[1:], events[:2]
+    return events[1:]
 
 
 BODY = {"model": "42-logic", "messages": [{"role": "user", "content": "hi"}], "stream": True}
@@ -124,6 +127,15 @@ def test_stream_cut_inside_an_event_is_an_error(upstream):
     with pytest.raises(ApiError) as caught:
         asyncio.run(_collect(_engine(url), BODY))
     assert caught.value.status == 500
+
+
+@pytest.mark.parametrize("events", [[], [b'data: {"x":1}\n\n']], ids=["no event", "one event"])
+def test_stream_that_ends_before_done_is_an_error(upstream, events):
+    url = upstream(lambda _body: _chunked(200, events))
+    with pytest.raises(ApiError) as caught:
+        asyncio.run(_collect(_engine(url), BODY))
+    assert caught.value.status == 500
+    assert "[DONE]" in caught.value.message
 
 
 def test_engine_down_is_503_with_retry_after():
