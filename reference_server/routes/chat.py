@@ -134,9 +134,10 @@ class _ClosingStreamingResponse(StreamingResponse):
                 finished = True
                 watcher.cancel()
         except asyncio.CancelledError:
-            if not client_gone:
-                raise  # someone else's cancellation (server shutdown): let it through
-            streaming.uncancel()
+            # Only our own cancellation is swallowed; anyone else's (server shutdown), alone or on top
+            # of ours, goes through.
+            if not client_gone or streaming.uncancel() > 0:
+                raise
         finally:
             await self._close()
 
