@@ -192,7 +192,7 @@ class TokenService:
         self.ttl_s = ttl_s
         self._cache_size = max(1, cache_size)
         #: token -> (its caller, its exp): tokens that passed the full check, until they expire.
-        self._verified: dict[str, tuple[Caller, float]] = {}
+        self._verified: dict[str, tuple[Caller, int]] = {}
 
     def issue(self, caller: Caller) -> str:
         # Whole seconds, as pyjwt compares them: iat is rounded down, so a token lives between ttl-1
@@ -258,16 +258,14 @@ class TokenService:
         if not (isinstance(sub, str) and sub and isinstance(label, str) and isinstance(jti, str)):
             raise _unauthorized("Invalid task token: bad claims")
         caller = Caller(key_id=sub, label=label, tier=cast(Tier, tier))
-        self._remember(token, caller, float(claims["exp"]))
+        self._remember(token, caller, int(claims["exp"]))  # pyjwt compares int(exp) too
         return caller
 
-    def _remember(self, token: str, caller: Caller, exp: float) -> None:
+    def _remember(self, token: str, caller: Caller, exp: int) -> None:
+        # Called on the event loop only (require_caller is async), so no lock. Full: drop the entry
+        # remembered first, which (tokens living 60 s, remembered when first used) is about the oldest.
         if len(self._verified) >= self._cache_size:
-            now = time.time()
-            self._verified = {t: hit for t, hit in self._verified.items() if hit[1] > now}
-            if len(self._verified) >= self._cache_size:
-                # More live tokens than the cache holds: start over rather than grow without bound.
-                self._verified.clear()
+            del self._verified[next(iter(self._verified))]
         self._verified[token] = (caller, exp)
 
 

@@ -30,7 +30,7 @@ def _pairs(delay_in: float, delay_out: float, n: int, seed: int) -> list[tuple[f
 
 
 def test_shift_of_medians_recovers_the_added_delay_under_step_quantization():
-    pairs = _pairs(delay_in=1.5, delay_out=0.5, n=4000, seed=1)
+    pairs = _pairs(delay_in=1.5, delay_out=0.5, n=1500, seed=1)
     lo, hi = bootstrap_ci(pairs, median_shift)
     assert lo <= 2.0 <= hi
     assert abs(median_shift(pairs) - 2.0) < 1.0

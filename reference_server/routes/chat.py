@@ -95,13 +95,20 @@ class _ClosingStreamingResponse(StreamingResponse):
     takes that cancellation as the normal end of a response whose client left.
     """
 
-    def __init__(self, content: AsyncIterator[bytes], on_close: Callable[[], None]) -> None:
+    def __init__(
+        self, content: AsyncIterator[bytes], on_close: Callable[[], None], source: AsyncIterator[bytes]
+    ) -> None:
+        """``source``: the engine stream ``content`` reads; closed too, as ``content`` may never start."""
         super().__init__(content, media_type="text/event-stream", headers=_SSE_HEADERS)
         self._content = content
+        self._source = source
         self._on_close = on_close
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        streaming = asyncio.current_task()
+        try:
+            streaming: asyncio.Task[Any] | None = asyncio.current_task()
+        except RuntimeError:  # no asyncio loop (another anyio backend)
+            streaming = None
         if streaming is None:  # not under asyncio (never the case with uvicorn): Starlette's way
             try:
                 await super().__call__(scope, receive, send)
@@ -113,8 +120,14 @@ class _ClosingStreamingResponse(StreamingResponse):
 
         async def watch() -> None:
             nonlocal client_gone
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except Exception:
+                # Never seen with uvicorn; without this the failure would only surface at garbage
+                # collection, and the stream would go on without disconnect detection.
+                log.exception("waiting for the client's disconnect failed")
+                return
             # Servers also send http.disconnect once the response is complete; only an earlier one
             # means the client left.
             if not finished:
@@ -145,6 +158,8 @@ class _ClosingStreamingResponse(StreamingResponse):
         self._on_close()
         with anyio.CancelScope(shield=True):
             await _aclose(self._content)
+            # A generator that never started has no finally to run: close the engine stream itself.
+            await _aclose(self._source)
 
 
 @router.post("/v1/chat/completions")
@@ -231,4 +246,4 @@ async def create_chat_completion(
             with anyio.CancelScope(shield=True):
                 await _aclose(events)
 
-    return _ClosingStreamingResponse(gen(), release)
+    return _ClosingStreamingResponse(gen(), release, events)

@@ -46,7 +46,8 @@ def _run(
         def on_close() -> None:
             out["closes"] += 1
 
-        response = _ClosingStreamingResponse(body.events(), on_close)
+        events = body.events()
+        response = _ClosingStreamingResponse(events, on_close, events)
         task = asyncio.create_task(response({"type": "http"}, receive, send))
         if disconnect_after_s is not None:
             asyncio.get_running_loop().call_later(disconnect_after_s, gone.set)
@@ -92,3 +93,30 @@ def test_a_cancellation_from_elsewhere_goes_through_and_still_releases(with_disc
     if not with_disconnect:
         assert out["outcome"] == "cancelled"
     assert out["closes"] == 1 and body.closed
+
+
+def test_an_engine_stream_is_closed_even_when_the_response_dies_before_reading_it():
+    body = _Body(0.001)
+    closes: list[str] = []
+
+    async def scenario() -> None:
+        source = body.events()
+        await anext(source)  # the route pulls the first item before it answers
+
+        async def content() -> AsyncIterator[bytes]:
+            async for event in source:
+                yield event
+
+        async def receive() -> dict[str, Any]:
+            await asyncio.sleep(10)
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            raise OSError("connection reset")  # the very first send fails
+
+        response = _ClosingStreamingResponse(content(), lambda: closes.append("slot"), source)
+        with pytest.raises(OSError):
+            await response({"type": "http"}, receive, send)
+
+    asyncio.run(scenario())
+    assert closes == ["slot"] and body.closed
