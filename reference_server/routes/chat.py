@@ -236,7 +236,7 @@ async def create_chat_completion(
         except Exception as exc:
             # Headers are gone already: the only way left to tell the client is an error event, which
             # OpenAI SDKs raise as APIError, instead of a silently truncated stream.
-            log.exception("chat stream failed after the first event")
+            log.exception("chat stream failed after its headers were sent")
             message = exc.message if isinstance(exc, ApiError) else "Internal server error"
             error_type = exc.error_type if isinstance(exc, ApiError) else "internal_error"
             yield b"data: " + json.dumps(envelope(message, error_type)).encode() + b"\n\n"
