@@ -22,7 +22,7 @@ or stronger also makes the run NON-CONFORMANT; the planted-fault proof uses it):
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,7 +197,11 @@ class Verdict:
 
 
 def decide_verdict(
-    results: Sequence[RequirementResult], *, session_error: str | None = None, gate: str = "MUST"
+    results: Sequence[RequirementResult],
+    *,
+    session_error: str | None = None,
+    gate: str = "MUST",
+    accepted_skips: Collection[str] = (),
 ) -> Verdict:
     """Apply the rules of the module docstring; ``session_error`` (collection, start-up) forces exit 2.
 

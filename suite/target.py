@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from suite.samples import PNG_DATA_URL
+
 __all__ = ["DOCUMENTED_MODELS", "PROFILE_NAMES", "TIERS", "Profile", "Target", "Tier"]
 
 Tier = Literal["free", "pro", "internal"]
@@ -42,6 +44,9 @@ class Target:
     embed_model: str | None = "42-embed"
     #: Seconds a task token lives, as documented (000: "expires after 60 seconds").
     token_ttl_s: float = 60.0
+    #: The image the vision and pipeline tests send (``--image-url``): a data: URL unless the target
+    #: fetches images (000's own example is an https URL).
+    image_url: str = PNG_DATA_URL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
