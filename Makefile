@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: help venv vllm serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-meta clean
+.PHONY: help venv vllm serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-zero-delay prove-meta clean
 
 help:
 	@echo "make conformance  set up, run the suite against the bundled reference server, write the report"
@@ -61,8 +61,15 @@ conformance: vllm
 # Prove the suite with the planted faults (tests/faults/, sim engine): conform42 run --gate may against
 # every fault, two at a time; prints the mutation score per area (about an hour; prove-fast limits each
 # run to the fault's own requirements, about 20 minutes). prove-clean: 5 runs against the clean server.
+# prove-zero-delay: the tier-limit faults once more on servers that answer at once (no token delay),
+# where the limit tests must judge by a simultaneous burst instead of a slow stream.
+ZERO_DELAY_FAULTS := limit_free_over_admission,limit_pro_over_admission,limit_pro_429_too_early,limit_429_no_retry_after,limit_429_wrong_retry_after,err_429_wrong_type
 prove: venv
 	$(BIN)/python -m tests.faults.prove --jobs 2
+	$(MAKE) prove-zero-delay
+
+prove-zero-delay: venv
+	$(BIN)/python -m tests.faults.prove --jobs 2 --requirements-only --sim-token-delay 0 --faults $(ZERO_DELAY_FAULTS)
 
 prove-fast: venv
 	$(BIN)/python -m tests.faults.prove --jobs 2 --requirements-only

@@ -77,6 +77,8 @@ class Requirement:
     headers: tuple[str, ...] = ()
     interpretation: str | None = None
     see_also: tuple[Quote, ...] = ()
+    #: Why no client can force the condition (a full server's 503, a 500): judged only when it occurs.
+    unforceable: str | None = None
 
     @property
     def profiles(self) -> tuple[str, ...]:
@@ -108,6 +110,8 @@ class Requirement:
             data["interpretation"] = self.interpretation
         if self.see_also:
             data["see_also"] = [{"file": q.file, "quote": q.quote} for q in self.see_also]
+        if self.unforceable is not None:
+            data["unforceable"] = self.unforceable
         return data
 
 
@@ -176,6 +180,7 @@ def _requirement(data: dict[str, Any]) -> Requirement:
         headers=tuple(data.get("headers", ())),
         interpretation=data.get("interpretation"),
         see_also=tuple(_quote(q) for q in data.get("see_also", ())),
+        unforceable=data.get("unforceable"),
     )
 
 

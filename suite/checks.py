@@ -4,7 +4,7 @@ Every check raises ``ConformanceFailure`` (an AssertionError, so plain pytest re
 failure) carrying what was expected, what was received, the response excerpt and the request, from
 which the plugin prints the schemathesis-style message with a "Reproduce with:" curl line.
 ``TargetUnreachable`` is the opposite case: the suite or the network broke, which is an *Error*,
-never a *Fail*.
+never a *Fail*; so is ``TokenExchangeFailed``, a test that could not get the task token it needed.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ __all__ = [
     "DISABLED_PREFIX",
     "ConformanceFailure",
     "TargetUnreachable",
+    "TokenExchangeFailed",
     "disabled",
     "excerpt",
     "expect",
@@ -60,6 +61,18 @@ class ConformanceFailure(AssertionError):
 
 class TargetUnreachable(Exception):
     """The target could not be reached at all (connection refused, DNS): an outcome of *Error*."""
+
+
+class TokenExchangeFailed(Exception):
+    """A test needed a task token and the exchange did not give one: an outcome of *Error*.
+
+    The test meant to judge something else, so it cannot say whether that conforms; the exchange itself
+    is judged (and failed) by the AUTH tests, which call ``Api.exchange`` and check its answer.
+    """
+
+    def __init__(self, message: str, *, response: httpx.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 def disabled(reason: str) -> NoReturn:

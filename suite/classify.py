@@ -2,8 +2,10 @@
 
 * Fail: an ``AssertionError`` in the test body (``ConformanceFailure``, a plain ``assert``, a schemathesis
   check failure, ``pytest.fail``, pytest-timeout's per-test timeout), or a ``ConformanceFailure`` raised
-  by a fixture (e.g. the token exchange the fixture needed did not work).
-* Error: anything else: ``TargetUnreachable``, a bug in a test or fixture, an unexpected exception.
+  by a fixture (a fixture that checks the target's answer).
+* Error: anything else: ``TargetUnreachable``, ``TokenExchangeFailed`` (a test or fixture needed a task
+  token and got none: the AUTH tests judge the exchange, this test could not judge its own subject), a
+  bug in a test or fixture, an unexpected exception.
 * Skip / Disabled: a skip whose reason starts with ``suite.checks.DISABLED_PREFIX`` is Disabled.
 
 Exception groups (hypothesis and schemathesis raise them for several failures) count as Fail when any
@@ -18,7 +20,7 @@ from collections.abc import Iterator, Mapping
 import httpx
 import pytest
 
-from suite.checks import DISABLED_PREFIX, ConformanceFailure, TargetUnreachable, excerpt
+from suite.checks import DISABLED_PREFIX, ConformanceFailure, TargetUnreachable, TokenExchangeFailed, excerpt
 from suite.curl import scrub, to_curl
 from suite.outcomes import FailureDetail, Outcome
 
@@ -38,7 +40,7 @@ def leaves(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _is_failure(exc: BaseException, phase: str) -> bool:
-    if isinstance(exc, TargetUnreachable):
+    if isinstance(exc, TargetUnreachable | TokenExchangeFailed):
         return False
     if isinstance(exc, ConformanceFailure):
         return True
@@ -83,8 +85,12 @@ def _detail(exc: BaseException, phase: str, keys: Mapping[str, str],
     # Schemathesis failures carry their own reproduce line (for the request that failed); ours would
     # show whatever the suite's client sent last, which is another request.
     own_curl = "Reproduce with:" in message
+    # A failed exchange shows what the token endpoint answered (the test never got to its own request).
+    exchange = next((e for e in leaves(exc) if isinstance(e, TokenExchangeFailed)), None)
+    answer = exchange.response if exchange is not None else None
     return FailureDetail(
         message=scrub(message, keys),
+        response=scrub(excerpt(answer), keys) if answer is not None else None,
         curl=to_curl(last_request, keys) if last_request is not None and not own_curl else None,
         phase=phase,
     )

@@ -12,6 +12,8 @@ variable is an error, so a typo cannot silently turn into "no target") or ``${NA
     requirements = "AUTH or STREAM"
     report = "reports"
     request_timeout = 30
+    image_url = "https://example.com/chart.png"   # default: a small PNG as a data: URL
+    accept_skip = ["LIMIT-001"]  # skipped MUSTs the verdict may accept (requirement IDs)
     [keys]
     free = "${MY_FREE_KEY}"
     pro = "${MY_PRO_KEY:-}"
@@ -26,12 +28,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from suite.catalogue import load_catalogue
+from suite.samples import PNG_DATA_URL
 from suite.target import PROFILE_NAMES, TIERS
 
 __all__ = [
     "CONFIG_FILE_NAME",
     "ENGINES",
+    "IMAGE_URL_SCHEMES",
     "ConfigError",
     "Settings",
     "load_file",
@@ -43,6 +49,8 @@ CONFIG_FILE_NAME = "conform42.toml"
 ENGINES = ("vllm", "sim")
 LEVEL_NAMES = ("must", "should", "may")
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+#: What ``--image-url`` may be: inline data, or a URL the target fetches itself.
+IMAGE_URL_SCHEMES = ("data:", "http://", "https://")
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -69,6 +77,10 @@ class Settings:
     embed_model: str | None = None
     reference_engine: str = "vllm"
     config_file: Path | None = None
+    #: The image the vision and pipeline tests send (``--image-url``).
+    image_url: str = PNG_DATA_URL
+    #: Requirement IDs whose Skip the verdict accepts (``--accept-skip``), checked against the catalogue.
+    accept_skip: tuple[str, ...] = ()
 
     def redacted(self) -> dict[str, Any]:
         """The settings for a report: keys appear only as which tiers were given."""
@@ -86,6 +98,10 @@ class Settings:
             "embed_model": self.embed_model,
             "reference_engine": self.reference_engine if not self.target else None,
             "config_file": str(self.config_file) if self.config_file else None,
+            # A data: URL is long and says nothing to a reader of the report; its size does.
+            "image_url": self.image_url if not self.image_url.startswith("data:")
+            else f"(data: URL, {len(self.image_url)} characters)",
+            "accept_skip": list(self.accept_skip),
         }
 
 
@@ -109,11 +125,13 @@ def _substitute_all(data: Any, env: Mapping[str, str], where: str) -> Any:
         return substitute_env(data, env, where=where)
     if isinstance(data, dict):
         return {k: _substitute_all(v, env, f"{where}: {k}") for k, v in data.items()}
+    if isinstance(data, list):
+        return [_substitute_all(v, env, where) for v in data]
     return data
 
 
 _FILE_KEYS = {"target", "token_url", "profile", "keys", "level", "gate", "requirements", "report",
-              "request_timeout", "chat_model", "embed_model", "reference_engine"}
+              "request_timeout", "chat_model", "embed_model", "reference_engine", "image_url", "accept_skip"}
 
 
 def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
@@ -162,6 +180,40 @@ def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _http_url(value: str | None, option: str) -> str | None:
+    """``value`` if it is an http(s) URL with a host; the run would only fail later, less clearly."""
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{option} must be an http:// or https:// URL, not {value!r}")
+    return value
+
+
+def _image_url(value: str | None) -> str:
+    if value is None:
+        return PNG_DATA_URL
+    if not value.lower().startswith(IMAGE_URL_SCHEMES):
+        raise ConfigError(f"--image-url must be a data:, http:// or https:// URL, not {value[:80]!r}")
+    return value
+
+
+def _accept_skip(value: Any) -> tuple[str, ...]:
+    """Requirement IDs from a list (repeated option, TOML array) and/or comma-separated strings."""
+    if value is None:
+        return ()
+    items = value if isinstance(value, list | tuple) else [value]
+    if not all(isinstance(item, str) for item in items):
+        raise ConfigError(f"accept_skip must be requirement IDs (strings), not {value!r}")
+    ids = [part.strip().upper() for item in items for part in item.split(",") if part.strip()]
+    catalogue = load_catalogue()
+    unknown = [i for i in ids if i not in catalogue]
+    if unknown:
+        raise ConfigError(f"--accept-skip: {', '.join(unknown)} not in the requirement catalogue "
+                          "(see `conform42 requirements`)")
+    return tuple(dict.fromkeys(ids))
+
+
 def resolve_settings(
     cli: Mapping[str, Any],
     env: Mapping[str, str] | None = None,
@@ -169,7 +221,8 @@ def resolve_settings(
     cwd: Path | None = None,
 ) -> Settings:
     """Merge the sources. ``cli`` holds option values by setting name (None: not given on the command
-    line), plus ``config`` for ``--conform42-config`` and ``key_<tier>`` for the keys."""
+    line), plus ``config`` for ``--conform42-config``, ``key_<tier>`` for the keys and ``accept_skip`` as
+    a list of IDs or comma-separated IDs."""
     env = os.environ if env is None else env
     path = _find_file(cli.get("config"), env, cwd or Path.cwd())
     file = load_file(path, env) if path else {}
@@ -191,11 +244,13 @@ def resolve_settings(
             keys[tier] = str(key)
 
     timeout = pick("request_timeout", "CONFORM42_TIMEOUT")
+    # A repeated option gives a list; an empty one counts as not given, like an unset variable.
+    accept_skip = pick("accept_skip", "CONFORM42_ACCEPT_SKIP") or None
     report = pick("report_dir", "CONFORM42_REPORT", "report")
     to_str: Callable[[Any], str | None] = lambda v: None if v is None else str(v)  # noqa: E731
     return Settings(
-        target=to_str(pick("target", "CONFORM42_TARGET")),
-        token_url=to_str(pick("token_url", "CONFORM42_TOKEN_URL")),
+        target=_http_url(to_str(pick("target", "CONFORM42_TARGET")), "--target"),
+        token_url=_http_url(to_str(pick("token_url", "CONFORM42_TOKEN_URL")), "--token-url"),
         profile=_choice(str(pick("profile", "CONFORM42_PROFILE") or "42ai"), "profile", PROFILE_NAMES),
         keys=keys,
         level=_choice(str(pick("level", "CONFORM42_LEVEL") or "may").lower(), "level", LEVEL_NAMES),
@@ -209,4 +264,6 @@ def resolve_settings(
         reference_engine=_choice(str(pick("reference_engine", "CONFORM42_REFERENCE_ENGINE") or "vllm"),
                                  "reference engine", ENGINES),
         config_file=path,
+        image_url=_image_url(to_str(pick("image_url", "CONFORM42_IMAGE_URL"))),
+        accept_skip=_accept_skip(accept_skip),
     )

@@ -17,11 +17,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import httpx
+
 from suite.checks import disabled
 from suite.http import Api
 from suite.target import TIERS, Target
 
-__all__ = ["FEATURES", "Features", "discover_models"]
+__all__ = ["FEATURES", "Features", "discover_models", "listed_models", "with_models"]
 
 #: Feature names ``Features.require`` knows.
 FEATURES = ("embeddings", "batch")
@@ -34,30 +36,44 @@ def _model_ids(body: Any) -> list[str]:
     return [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
-def discover_models(api: Api, target: Target, *, chat: str | None, embed: str | None
-                    ) -> tuple[Target, str | None]:
-    """Fill in the models ``GET /v1/models`` lists; return the new target and a note (or None).
-
-    The first ID containing "embed" is the embedding model, the first other ID the chat model.
-    """
-    tier = next((t for t in TIERS if target.has_key(t)), None)
-    if tier is None:
-        return (dataclasses.replace(target, chat_model=chat or target.chat_model, embed_model=embed),
-                "model discovery skipped: no API key given")
-    response = api.get("/v1/models", tier=tier)
+def listed_models(response: httpx.Response) -> list[str]:
+    """The model IDs of a ``GET /v1/models`` answer; empty for any other status or a body without a list."""
+    if response.status_code != 200:
+        return []
     try:
-        ids = _model_ids(response.json()) if response.status_code == 200 else []
+        return _model_ids(response.json())
     except ValueError:  # not JSON: the models tests say so; here it only means "nothing discovered"
-        ids = []
-    note = None if ids else f"model discovery: GET /v1/models answered HTTP {response.status_code} " \
-                            "without a model list"
+        return []
+
+
+def with_models(target: Target, ids: list[str], *, chat: str | None, embed: str | None) -> Target:
+    """``target`` with the given models, else the listed ones: the first ID containing "embed" is the
+    embedding model (none listed: no embeddings), the first other ID the chat model."""
     found_embed = next((m for m in ids if "embed" in m.lower()), None)
     found_chat = next((m for m in ids if "embed" not in m.lower()), None)
     return dataclasses.replace(
         target,
         chat_model=chat or found_chat or target.chat_model,
         embed_model=embed or found_embed,
-    ), note
+    )
+
+
+def discover_models(api: Api, target: Target, *, chat: str | None, embed: str | None
+                    ) -> tuple[Target, str | None]:
+    """Fill in the models ``GET /v1/models`` lists; return the new target and a note (or None).
+
+    The first ID containing "embed" is the embedding model, the first other ID the chat model.
+    (A conformance run discovers in ``suite.preflight``, from the answer that also checks a key.)
+    """
+    tier = next((t for t in TIERS if target.has_key(t)), None)
+    if tier is None:
+        return (dataclasses.replace(target, chat_model=chat or target.chat_model, embed_model=embed),
+                "model discovery skipped: no API key given")
+    response = api.get("/v1/models", tier=tier)
+    ids = listed_models(response)
+    note = None if ids else f"model discovery: GET /v1/models answered HTTP {response.status_code} " \
+                            "without a model list"
+    return with_models(target, ids, chat=chat, embed=embed), note
 
 
 class Features:

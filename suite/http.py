@@ -4,25 +4,27 @@
 for a 60 s task token at ``POST /api/token`` and refresh it before it expires; fortytwo: the key is the
 bearer), records the last request so a failure can print a curl line, and maps transport failures to
 outcomes: a target that cannot be reached at all is an *Error* (``TargetUnreachable``); one that
-accepts the connection and then times out, resets or sends garbage does not conform (a *Fail*).
+accepts the connection and then times out, resets or sends garbage does not conform (a *Fail*). A test
+that only needs a task token and gets none has ``TokenExchangeFailed`` (an *Error*): judging the
+exchange is the AUTH tests' job, through ``exchange``.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
-from suite.checks import ConformanceFailure, TargetUnreachable, expect, expect_json, expect_status
-from suite.target import Target
+from suite.checks import ConformanceFailure, TargetUnreachable, TokenExchangeFailed
+from suite.pace import Pace
+from suite.target import TOKEN_PATH, Target
 
-__all__ = ["TOKEN_PATH", "Api"]
+__all__ = ["TOKEN_PATH", "Api", "task_token"]
 
-TOKEN_PATH = "/api/token"
 # Refresh a cached task token this long before its documented expiry, so no test races the clock.
 _REFRESH_MARGIN_S = 15.0
 
@@ -45,6 +47,18 @@ def _transport_failure(exc: httpx.TransportError, request: httpx.Request | None,
     )
 
 
+def task_token(response: httpx.Response) -> str | None:
+    """The non-empty ``task_token`` string of a 200 exchange answer, or None (any other answer)."""
+    if response.status_code != 200:
+        return None
+    try:
+        body = response.json()
+    except ValueError:  # not JSON (json.JSONDecodeError and UnicodeDecodeError are ValueErrors)
+        return None
+    token = body.get("task_token") if isinstance(body, dict) else None
+    return token if isinstance(token, str) and token else None
+
+
 class Api:
     """A synchronous client for one target; thread-safe for the concurrency tests."""
 
@@ -60,6 +74,9 @@ class Api:
         )
         self._tokens: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
+        #: The target's measured speed (set by the session's ``pace`` fixture): requests that ask for
+        #: generation get a deadline that follows their ``max_tokens``; None: the fixed timeout.
+        self.pace: Pace | None = None
         self._local = threading.local()
 
     # -- bookkeeping -------------------------------------------------------------------------
@@ -87,22 +104,27 @@ class Api:
         return self.send("POST", self.target.token_base + TOKEN_PATH, headers=sent)
 
     def new_token(self, tier: str) -> str:
-        """A freshly exchanged task token for ``tier`` (fortytwo profile: the API key itself)."""
+        """A freshly exchanged task token for ``tier`` (fortytwo profile: the API key itself).
+
+        For tests that *use* a token: an exchange that gives none raises ``TokenExchangeFailed`` (an
+        Error of the calling test, which set out to judge something else). The AUTH tests judge the
+        exchange itself through ``exchange`` and fail the target for it.
+        """
         key = self.target.key(tier)
         if self.target.profile == "fortytwo":
             return key
-        response = self.exchange(key)
-        expect_status(response, 200, message=f"token exchange with the {tier} key failed")
-        body = expect_json(response)
-        token = body.get("task_token") if isinstance(body, dict) else None
-        expect(
-            isinstance(token, str) and token,
-            "token exchange answered without a task token",
-            expected='{"task_token": <string>}',
-            received=str(body)[:200],
-            response=response,
-        )
-        assert isinstance(token, str)
+        url = self.target.token_base + TOKEN_PATH
+        try:
+            response = self.exchange(key)
+        except ConformanceFailure as exc:  # timed out or broke the exchange; unreachable stays unreachable
+            raise TokenExchangeFailed(f"no task token for the {tier} tier: POST {url}: {exc.message} "
+                                      f"({exc.received})") from exc
+        token = task_token(response)
+        if token is None:
+            status = response.status_code
+            what = "without a task_token string" if status == 200 else "instead of 200"
+            raise TokenExchangeFailed(f"no task token for the {tier} tier: POST {url} answered HTTP {status} "
+                                      f"{what}", response=response)
         return token
 
     def token(self, tier: str = "free") -> str:
@@ -134,12 +156,27 @@ class Api:
         if not url.startswith(("http://", "https://")):
             url = self.target.base_url + url
         sent = {**self.auth(tier), **(headers or {})}
+        if timeout is None:
+            timeout = self._deadline(url, json)
         extensions = {"timeout": httpx.Timeout(timeout).as_dict()} if timeout is not None else None
         request = self._client.build_request(
             method, url, json=json, content=content, headers=sent, extensions=extensions
         )
         self._local.request = request
         return request
+
+    def _deadline(self, url: str, body: Any) -> float | None:
+        """The derived deadline of a generation request (chat, pipeline), or None for the default."""
+        if self.pace is None:
+            return None
+        path = httpx.URL(url).path
+        if path.endswith("/v1/pipeline"):
+            return self.pace.pipeline_deadline()
+        if path.endswith("/v1/chat/completions") and isinstance(body, dict):
+            caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+                    if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+            return self.pace.deadline(min(caps) if caps else None)
+        return None
 
     def send(
         self,
@@ -193,10 +230,17 @@ class Api:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        trace: Callable[[str, Mapping[str, Any]], None] | None = None,
     ) -> Iterator[httpx.Response]:
-        """Open a streaming response; the body is read by the caller (see ``suite.sse``)."""
+        """Open a streaming response; the body is read by the caller (see ``suite.sse``).
+
+        ``trace`` receives httpcore's trace events (e.g. ``http11.send_request_body.complete``: the
+        request is with the target's kernel), for tests that must know when a request was sent.
+        """
         request = self._build(method, path, tier=tier, json=json, content=None, headers=headers,
                               timeout=timeout)
+        if trace is not None:
+            request.extensions["trace"] = trace
         try:
             response = self._client.send(request, stream=True)
         except httpx.TransportError as exc:

@@ -14,7 +14,11 @@ or stronger also makes the run NON-CONFORMANT; the planted-fault proof uses it):
 
 * NON-CONFORMANT (exit 1): a MUST requirement (or one within the gate) failed.
 * INCONCLUSIVE (exit 2): no MUST failed, but some selected requirement had an Error (an Error is never
-  counted as a Fail), or no MUST requirement passed at all (nothing was judged).
+  counted as a Fail), a MUST the suite could have judged was skipped (the target could not be brought
+  to show the behaviour, e.g. the tier limit), or no MUST requirement passed at all (nothing was judged).
+  A skipped MUST does not block the verdict when the catalogue marks it ``unforceable`` (no client can
+  bring the condition about, e.g. a capacity 503 needs a full server) or the user accepted its skip
+  (``--accept-skip ID``); the verdict's reason lists those.
 * CONFORMANT (exit 0): every MUST requirement that ran passed; MUSTs that were Disabled (missing tier key,
   missing feature), skipped or not tested are listed beside the verdict, never hidden.
 """
@@ -224,9 +228,22 @@ def decide_verdict(
     if errored:
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
                        f"the suite could not judge (Error): {', '.join(errored)}")
+    skipped = [r.requirement for r in results
+               if r.requirement.level == "MUST" and r.outcome is Outcome.SKIP]
+    unjudged = [r.id for r in skipped if r.unforceable is None and r.id not in accepted_skips]
+    if unjudged:
+        return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
+                       f"MUST requirements the suite could not bring about were skipped: "
+                       f"{', '.join(unjudged)} (see each one's reason; --accept-skip ID accepts a skip)")
+    excused = []
+    if forced := [r.id for r in skipped if r.unforceable is not None]:
+        excused.append(f"skipped, no client can force them: {', '.join(forced)}")
+    if accepted := [r.id for r in skipped if r.unforceable is None]:
+        excused.append(f"skips accepted (--accept-skip): {', '.join(accepted)}")
     if all(r.outcome is Outcome.NOT_TESTED for r in results):
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
                        "no test ran for the selected requirements (--requirements, --level, --profile)")
     if not counts.get(Outcome.PASS):
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts, "no MUST requirement was judged")
-    return Verdict("CONFORMANT", EXIT_CONFORMANT, counts, "every MUST requirement that ran passed")
+    return Verdict("CONFORMANT", EXIT_CONFORMANT, counts,
+                   "; ".join(["every MUST requirement that ran passed", *excused]))

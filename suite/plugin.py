@@ -4,8 +4,11 @@ It adds the target options, the ``requirement`` marker, the session fixtures ``t
 ``features``, and, for a run that collects ``@requirement`` tests, the selection (``--level``,
 ``--requirements``, profile), the bundled reference server when no target is named, the per-test
 outcomes, the reports and the exit code (0 conformant, 1 non-conformant, 2 suite error or
-inconclusive). It is inert for runs without ``@requirement`` tests (the project's own ``tests/``): the
-options have defaults, no hook changes anything and the fixtures are built only when asked for.
+inconclusive). Before the first test a preflight (``suite.preflight``) checks that the target answers
+and the keys work; what the user must fix ends the run as a usage error (exit 2, one line on stderr)
+without running a test. It is inert for runs without ``@requirement`` tests (the project's own
+``tests/``): the options have defaults, no hook changes anything and the fixtures are built only when
+asked for.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from suite.catalogue import Requirement, load_catalogue
+from suite.catalogue import CatalogueError, Requirement, load_catalogue
 from suite.checks import DISABLED_PREFIX, TargetUnreachable
 from suite.classify import classify
 from suite.config import ENGINES, LEVEL_NAMES, ConfigError, Settings, resolve_settings
@@ -27,12 +30,14 @@ from suite.features import Features, discover_models
 from suite.http import Api
 from suite.markers import MARKER
 from suite.outcomes import EXIT_SUITE_ERROR, TestResult, aggregate, decide_verdict
+from suite.preflight import run_preflight
 from suite.reference import DEMO_KEYS, ReferenceServer, ReferenceServerError
 from suite.report import RunReport, render_summary, write_reports
 from suite.selection import RequirementFilter, SelectionError, level_admits, parse_filter
 from suite.target import PROFILE_NAMES, TIERS, Target
 
 __all__ = [
+    "announce",
     "api",
     "features",
     "pytest_addoption",
@@ -42,6 +47,7 @@ __all__ = [
     "pytest_report_teststatus",
     "pytest_runtest_makereport",
     "pytest_runtest_protocol",
+    "pytest_runtestloop",
     "pytest_sessionfinish",
     "pytest_terminal_summary",
     "pytest_unconfigure",
@@ -75,6 +81,11 @@ class RunState:
     #: only for a request the test itself sent.
     request_before: dict[str, object] = dataclasses.field(default_factory=dict)
     written: list[str] = dataclasses.field(default_factory=list)
+    #: The target the preflight checked (models discovered); the ``target`` fixture hands it out.
+    target: Target | None = None
+    #: What the user must fix (a bad setting, an unreachable target, a refused key): no test runs, the run
+    #: ends with exit 2 and this one line.
+    usage_error: str | None = None
 
 
 STATE = pytest.StashKey[RunState]()
@@ -89,7 +100,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="base URL of the server under test (env CONFORM42_TARGET); without it the "
                     "bundled reference server is started")
     group.addoption("--token-url", default=None,
-                    help="base URL of the token exchange, if not the target (env CONFORM42_TOKEN_URL)")
+                    help="where POST /api/token lives if not on the target: the host's base URL or the "
+                    "full endpoint https://HOST/api/token (env CONFORM42_TOKEN_URL)")
     group.addoption("--profile", choices=PROFILE_NAMES, default=None,
                     help="which API the target implements: 42ai (default) or fortytwo")
     for tier in TIERS:
@@ -114,6 +126,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="write junit.xml, results.json and report.html into DIR")
     group.addoption("--reference-engine", choices=ENGINES, default=None,
                     help="engine of the bundled reference server when no target is given (default vllm)")
+    group.addoption("--image-url", default=None, metavar="URL",
+                    help="image the vision and pipeline tests send: data:, http:// or https:// "
+                    "(env CONFORM42_IMAGE_URL; default a small PNG as a data: URL)")
+    group.addoption("--accept-skip", action="append", default=None, metavar="ID",
+                    help="a requirement whose Skip the verdict accepts (repeatable or comma-separated; "
+                    "env CONFORM42_ACCEPT_SKIP)")
     group.addoption(COMPACT_OPTION, action="store_true", default=False,
                     help="conform42 run's output: no per-test letters or tracebacks, a live progress line")
 
@@ -121,7 +139,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _cli_values(config: pytest.Config) -> dict[str, Any]:
     values = {name: config.getoption(f"--{name.replace('_', '-')}")
               for name in ("target", "token_url", "profile", "request_timeout", "chat_model", "embed_model",
-                           "level", "gate", "requirements", "reference_engine")}
+                           "level", "gate", "requirements", "reference_engine", "image_url",
+                           "accept_skip")}
     values["report_dir"] = config.getoption("--report")
     values["config"] = config.getoption("--conform42-config")
     for tier in TIERS:
@@ -129,14 +148,30 @@ def _cli_values(config: pytest.Config) -> dict[str, Any]:
     return values
 
 
-def _settings(config: pytest.Config) -> Settings:
+def _usage_error(config: pytest.Config, message: str) -> None:
+    """End the run as a usage error: one line on stderr now, no test runs, exit 2 (the first one wins)."""
     state = config.stash[STATE]
-    if state.settings is None:
+    if state.usage_error is None:
+        state.usage_error = message
+        print(f"conform42: {message}", file=sys.stderr, flush=True)
+
+
+def _try_settings(config: pytest.Config) -> Settings | None:
+    """The run's settings, or None after reporting the bad one as a usage error."""
+    state = config.stash[STATE]
+    if state.settings is None and state.usage_error is None:
         try:
             state.settings = resolve_settings(_cli_values(config))
-        except ConfigError as exc:
-            raise pytest.UsageError(f"conform42: {exc}") from None
+        except (ConfigError, CatalogueError) as exc:
+            _usage_error(config, str(exc))
     return state.settings
+
+
+def _settings(config: pytest.Config) -> Settings:
+    settings = _try_settings(config)
+    if settings is None:
+        raise pytest.UsageError(f"conform42: {config.stash[STATE].usage_error}")
+    return settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -152,6 +187,19 @@ def _say(config: pytest.Config, message: str) -> None:
         reporter.write_line(f"conform42: {message}")
     else:
         print(f"conform42: {message}", file=sys.stderr, flush=True)
+
+
+def announce(config: pytest.Config, message: str) -> None:
+    """Print a line during the tests (past pytest's output capture) and keep it as a report note."""
+    capman = config.pluginmanager.get_plugin("capturemanager")
+    if capman is not None:
+        with capman.global_and_fixture_disabled():
+            _say(config, message)
+    else:
+        _say(config, message)
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        state.notes.append(message)
 
 
 # ----------------------------------------------------------------------------------------- selection
@@ -177,11 +225,14 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not state.compact and not any(item.get_closest_marker(MARKER) for item in items):
         return  # not a conformance run: leave the project's own tests alone
     state.active = True
-    settings = _settings(config)
+    settings = _try_settings(config)
+    if settings is None:
+        return  # reported; pytest_runtestloop runs nothing
     try:
         wanted: RequirementFilter = parse_filter(settings.requirements)
     except SelectionError as exc:
-        raise pytest.UsageError(f"conform42: {exc}") from None
+        _usage_error(config, str(exc))
+        return
     catalogue = load_catalogue()
 
     def in_scope(r: Requirement) -> bool:
@@ -227,33 +278,66 @@ class _CollectErrors:
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Start the bundled reference server once the run knows it has tests and no target."""
+    """Start the bundled reference server if there is no target, then check the target (preflight)."""
     config = session.config
     state = config.stash[STATE]
-    if not state.active or not session.items or config.option.collectonly:
+    if state.usage_error or not state.active or not session.items or config.option.collectonly:
         return
     settings = _settings(config)
     if settings.target is not None:
         state.keys = dict(settings.keys)
-        _announce(config, state)
-        return
-    state.keys = dict(DEMO_KEYS)
-    server = ReferenceServer(
-        settings.reference_engine,
-        progress=lambda message: _say(config, message),
-        extra_args=("--flavour", settings.profile),
-    )
-    try:
-        state.reference = server.__enter__()
-    except ReferenceServerError as exc:
-        state.reference_error = f"the bundled reference server did not start: {exc}"
-        _say(config, state.reference_error)
-        # Every test would error the same way; one is enough to show it.
-        session.shouldstop = "conform42: the bundled reference server did not start"
-        return
+    else:
+        state.keys = dict(DEMO_KEYS)
+        server = ReferenceServer(
+            settings.reference_engine,
+            progress=lambda message: _say(config, message),
+            extra_args=("--flavour", settings.profile),
+        )
+        try:
+            state.reference = server.__enter__()
+        except ReferenceServerError as exc:
+            state.reference_error = f"the bundled reference server did not start: {exc}"
+            _say(config, state.reference_error)
+            # Every test would error the same way; one is enough to show it.
+            session.shouldstop = "conform42: the bundled reference server did not start"
+            return
+        state.notes.append(f"target: the bundled reference server (--engine {settings.reference_engine}), "
+                           "demo keys")
+    # Only tests that talk to the target need it checked (the plugin's own tests run tagged tests that
+    # never do, against a port nobody listens on).
+    if any("target" in getattr(item, "fixturenames", ()) for item in session.items):
+        _preflight(config, state, settings)
+        if state.usage_error:
+            return
     _announce(config, state)
-    state.notes.append(f"target: the bundled reference server (--engine {settings.reference_engine}), "
-                       "demo keys")
+
+
+def _preflight(config: pytest.Config, state: RunState, settings: Settings) -> None:
+    """Check the target and keys (one request each) and discover models; a problem is a usage error."""
+    target = _base_target(config)
+    given = settings.chat_model is not None and settings.embed_model is not None
+    # The bundled reference server serves the documented IDs under either flavour: nothing to discover.
+    discover = target.profile == "fortytwo" and settings.target is not None and not given
+    result = run_preflight(target, discover=discover, chat_model=settings.chat_model,
+                           embed_model=settings.embed_model)
+    if not result.ok:
+        _usage_error(config, "; ".join(result.problems))
+        return
+    state.target = result.target
+    _say(config, f"preflight: {result.summary}")
+    for note in result.notes:
+        _say(config, f"preflight: {note}")
+    state.notes.extend(result.notes)
+    if discover:  # the report says which models a discovered target was tested with
+        found = result.target
+        state.notes.append(f"models: chat {found.chat_model}, embeddings {found.embed_model or 'none'}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Run no test at all after a usage error (pytest's own loop would run them)."""
+    state = session.config.stash[STATE]
+    return True if state.usage_error else None
 
 
 def _announce(config: pytest.Config, state: RunState) -> None:
@@ -275,7 +359,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # ------------------------------------------------------------------------------------------ fixtures
 
 
-def _build_target(config: pytest.Config) -> Target:
+def _base_target(config: pytest.Config) -> Target:
+    """The Target the settings name (or the bundled reference server), models as given or documented."""
     state = config.stash[STATE]
     settings = _settings(config)
     if state.reference_error:
@@ -287,7 +372,7 @@ def _build_target(config: pytest.Config) -> Target:
     else:
         raise pytest.UsageError("conform42: no target; pass --target URL or set CONFORM42_TARGET")
     state.keys = keys
-    target = Target(
+    return Target(
         base_url=url,
         profile="fortytwo" if settings.profile == "fortytwo" else "42ai",
         token_url=settings.token_url,
@@ -295,8 +380,17 @@ def _build_target(config: pytest.Config) -> Target:
         timeout=settings.request_timeout,
         chat_model=settings.chat_model or "42-general",
         embed_model=settings.embed_model or "42-embed",
+        image_url=settings.image_url,
     )
-    # The bundled reference server serves the documented IDs under either flavour: nothing to discover.
+
+
+def _build_target(config: pytest.Config) -> Target:
+    state = config.stash[STATE]
+    if state.target is not None:
+        return state.target  # checked by the preflight, models discovered
+    settings = _settings(config)
+    target = _base_target(config)
+    # No preflight ran (e.g. a run whose tests do not use the target until a fixture asks for it here).
     discover = target.profile == "fortytwo" and settings.target is not None
     if discover and (settings.chat_model is None or settings.embed_model is None):
         with Api(target) as client:
@@ -305,6 +399,7 @@ def _build_target(config: pytest.Config) -> Target:
         if note:
             state.notes.append(note)
         state.notes.append(f"models: chat {target.chat_model}, embeddings {target.embed_model or 'none'}")
+    state.target = target
     return target
 
 
@@ -407,13 +502,18 @@ def _session_error(session: pytest.Session, exitstatus: int) -> str | None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE]
+    if state.usage_error:
+        # Said on stderr when it happened; no verdict and no report: nothing was judged.
+        session.exitstatus = EXIT_SUITE_ERROR
+        return
     if state.compact and state.collect_errors:
         state.active = True  # a suite that cannot even be collected still gets a verdict: INCONCLUSIVE
     if not state.active:
         return
     settings = _settings(session.config)
     results = aggregate(state.selected, state.tests.values())
-    verdict = decide_verdict(results, session_error=_session_error(session, exitstatus), gate=settings.gate)
+    verdict = decide_verdict(results, session_error=_session_error(session, exitstatus), gate=settings.gate,
+                             accepted_skips=settings.accept_skip)
     target_url = settings.target or (state.reference.base_url if state.reference else "(reference server)")
     state.report = RunReport(
         target=target_url,

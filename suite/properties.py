@@ -23,30 +23,30 @@ the plugin has resolved the options or started the bundled reference server.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
 import httpx
 import hypothesis
-import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase
 from hypothesis import strategies as st
 from schemathesis import Case as _Case
 from schemathesis import GenerationMode
-from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.core.failures import FailureGroup
 from schemathesis.schemas import BaseSchema
 
-from suite.checks import ConformanceFailure, TargetUnreachable, disabled
-from suite.curl import scrub
+from suite.checks import ConformanceFailure, disabled
 from suite.http import TOKEN_PATH, Api
 from suite.openapi import load_spec
+from suite.pace import Pace
+from suite.property_judge import ExchangeJudge, as_httpx_response, schemathesis_checks, schemathesis_failure
 from suite.samples import PIPELINE_TEMPLATE, PNG_DATA_URL
 from suite.target import Target
 
@@ -54,8 +54,6 @@ from suite.target import Target
 Case = _Case[Any]
 
 __all__ = [
-    "ALL_CHECKS",
-    "NEGATIVE_CHECKS",
     "OPERATIONS",
     "Budget",
     "Clock",
@@ -63,10 +61,9 @@ __all__ = [
     "auth_tier",
     "build_schema",
     "call_kwargs",
-    "check_functions",
-    "envelope_check",
+    "drain_batches",
     "prepared_spec",
-    "redact_failure",
+    "request_deadline",
     "run_operation",
     "run_stateful",
 ]
@@ -83,25 +80,6 @@ def _operations(profile: str) -> tuple[str, ...]:
 #: Every operation of the 42ai spec (the fortytwo spec declares a subset): the tests are parametrised by
 #: these labels at collection time, when the profile is not known yet.
 OPERATIONS: tuple[str, ...] = _operations("42ai")
-
-#: Checks that judge what a server does with invalid input.
-NEGATIVE_CHECKS: tuple[str, ...] = ("not_a_server_error", "negative_data_rejection")
-
-#: Every built-in check that looks at one exchange. The stateful ones (use_after_free,
-#: ensure_resource_availability) need a scenario and run in the stateful test.
-ALL_CHECKS: tuple[str, ...] = (
-    "not_a_server_error",
-    "status_code_conformance",
-    "content_type_conformance",
-    "response_schema_conformance",
-    "response_headers_conformance",
-    "negative_data_rejection",
-    "positive_data_acceptance",
-    "missing_required_header",
-    "ignored_auth",
-    "unsupported_method",
-    "allow_header_conformance",
-)
 
 # Small generation limits: a real vLLM engine on two CPU cores generates a few tokens per second.
 MAX_TOKENS_CAP = 8
@@ -407,195 +385,207 @@ def build_schema(target: Target, api: Api, budget: Budget) -> BaseSchema:
     return schema
 
 
-def check_functions(names: Iterable[str]) -> list[Callable[..., Any]]:
-    load_all_checks()
-    return list(CHECKS.get_by_names(list(names)))
-
-
-def envelope_check() -> Callable[..., Any]:
-    """response_schema_conformance restricted to error responses other than 422.
-
-    Those responses are declared with the error envelope in both specs (400, 401, 403, 404, 429, 500,
-    503), so a failure here is exactly a broken envelope (ERR-001 / ERR-002); 2xx and 422 bodies are
-    judged by the spec-conformance test instead.
-    """
-    (schema_check,) = check_functions(["response_schema_conformance"])
-
-    def error_envelope(ctx: Any, response: Any, case: Case) -> bool | None:
-        if response.status_code < 400 or response.status_code == 422:
-            return None
-        result: bool | None = schema_check(ctx, response, case)
-        return result
-
-    return error_envelope
-
-
-# ------------------------------------------------------------------------------------------ failures
-
-
-def _as_httpx(request: requests.PreparedRequest) -> httpx.Request:
-    body = request.body
-    content = body.encode("utf-8") if isinstance(body, str) else body if isinstance(body, bytes) else None
-    headers = {name: value if isinstance(value, str) else value.decode("latin-1")
-               for name, value in request.headers.items()}
-    return httpx.Request(str(request.method), str(request.url), headers=headers, content=content)
-
-
-def _as_httpx_response(response: schemathesis.Response) -> httpx.Response:
-    headers = [(name, value) for name, values in response.headers.items() for value in values]
-    return httpx.Response(response.status_code, headers=headers, content=response.content,
-                          request=_as_httpx(response.request))
-
-
-def redact_failure(
-    failure: FailureGroup, keys: Mapping[str, str], response: schemathesis.Response | None
-) -> NoReturn:
-    """Raise schemathesis's failure as the suite's ``ConformanceFailure``, secrets removed.
-
-    The message names the failed checks, "Expected" holds schemathesis's explanation, every API key and
-    task token replaced; the failing exchange goes along so the plugin prints the response and a
-    "Reproduce with:" line with ``$CONFORM42_KEY_<TIER>`` / ``$CONFORM42_TASK_TOKEN``.
-    """
-    __tracebackhide__ = True
-    failures = list(failure.exceptions)
-    label = str(getattr(failures[0], "operation", "") or "") if failures else ""
-    titles = ", ".join(sorted({f"{getattr(f, 'title', type(f).__name__)} ({getattr(f, 'code', '?')})"
-                               for f in failures}))
-    details = "\n".join(str(getattr(f, "message", f)).strip() for f in failures)
-    raise ConformanceFailure(
-        scrub(f"{label}: schemathesis: {titles}" if label else f"schemathesis: {titles}", keys),
-        expected=scrub(details.replace("\n", "; "), keys) or "a response the spec allows",
-        received=f"HTTP {response.status_code}" if response is not None else "(no response)",
-        response=_as_httpx_response(response) if response is not None else None,
-    )
+# --------------------------------------------------------------------------------------------- runs
 
 
 @dataclass
 class ExchangeLog:
-    """What a run saw: statuses per generation mode, so a test can say whether it proved anything."""
+    """What one run sent and saw (the deviations go to the shared ``Findings``)."""
 
     statuses: dict[str, list[int]] = field(default_factory=lambda: {"positive": [], "negative": []})
     stopped_by_clock: bool = False
-    #: An example failed: its replay must run even past the deadline.
-    failed: bool = False
-
-    #: The last exchange: with shrinking off, the one a failure is about.
-    last: schemathesis.Response | None = None
+    #: Set when the target could not be reached: the run stops sending and the tests end in Error.
+    unreachable: str | None = None
+    #: Batches the run submitted (2xx answers to POST /v1/batch): background work to wait for.
+    batch_ids: list[str] = field(default_factory=list)
+    #: Stateful runs: GET /v1/batch/{batch_id} steps that followed a submission's link.
+    linked_checks: int = 0
 
     def record(self, case: Case, response: schemathesis.Response) -> None:
-        self.last = response
         self.statuses["positive" if _is_positive(case) else "negative"].append(response.status_code)
+        if case.operation.path == "/v1/batch" and 200 <= response.status_code < 300:
+            try:
+                body = response.json()
+            except ValueError:
+                return
+            batch_id = body.get("batch_id") if isinstance(body, dict) else None
+            if isinstance(batch_id, str) and batch_id:
+                self.batch_ids.append(batch_id)
 
     @property
     def calls(self) -> int:
         return sum(len(v) for v in self.statuses.values())
 
 
-# --------------------------------------------------------------------------------------------- runs
+def request_deadline(case: Case, pace: Pace) -> float:
+    """Seconds one generated request may take: its generation, the pipeline's steps, or the floor."""
+    path = case.operation.path
+    if path == "/v1/pipeline":
+        return pace.pipeline_deadline()
+    body = case.body if isinstance(case.body, dict) else {}
+    if path == "/v1/chat/completions":
+        caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+                if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+        return pace.deadline(min(caps) if caps else MAX_TOKENS_CAP)
+    return pace.floor_s
 
 
-def _first_failure_group(group: BaseExceptionGroup[Any]) -> FailureGroup | None:
-    for member in group.exceptions:
-        if isinstance(member, FailureGroup):
-            return member
-        if isinstance(member, BaseExceptionGroup) and (found := _first_failure_group(member)):
-            return found
-    return None
-
-
-def _run_redacted(run: Callable[[], None], target: Target, log: ExchangeLog) -> None:
-    """Run a hypothesis test; a schemathesis failure becomes a redacted ``ConformanceFailure``."""
-    __tracebackhide__ = True
+def _request_of(case: Case, kwargs: dict[str, Any], target: Target) -> httpx.Request:
+    """The request a case sends, for a failure that has no response (secrets are redacted later)."""
     try:
-        run()
-    except FailureGroup as exc:
-        failure: FailureGroup | None = exc
-    except BaseExceptionGroup as exc:
-        # Hypothesis raises FlakyFailure (a group) when an example failed once and passed on its replay:
-        # the target answered the same request differently. The failed answer is the evidence.
-        failure = _first_failure_group(exc)
-        if failure is None:
-            raise
-    else:
-        failure = None
-    if failure is not None:
-        # Outside the except block, so the report does not chain the original (unredacted) exception.
-        redact_failure(failure, target.keys, log.last)
+        data = case.as_transport_kwargs(base_url=kwargs.get("base_url") or target.base_url)
+    except Exception:
+        return httpx.Request(case.method, target.base_url + case.formatted_path)
+    content = data.get("data")
+    if "json" in data and data["json"] is not None:
+        content = json.dumps(data["json"]).encode()
+    headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
+    if "json" in data and data["json"] is not None:
+        headers.setdefault("Content-Type", "application/json")
+    return httpx.Request(str(data.get("method", case.method)), str(data.get("url")), headers=headers,
+                         content=content if isinstance(content, bytes | str) else None)
 
 
 def run_operation(
     schema: BaseSchema,
     label: str,
     *,
-    modes: Sequence[GenerationMode],
-    checks: Sequence[Callable[..., Any]],
+    judge: ExchangeJudge,
     target: Target,
     budget: Budget,
+    pace: Pace,
     seconds: float,
 ) -> ExchangeLog:
-    """Generate cases of ``label`` in ``modes``, send each and validate it with ``checks``.
+    """Generate positive and negative cases of ``label``, send each and judge it (``judge``).
 
-    The first failing example fails the run (schemathesis's message, secrets redacted). Once ``seconds``
-    have passed the remaining examples are not sent.
+    Nothing is raised for a deviation (see ``suite.property_judge``): hypothesis only generates. Once
+    ``seconds`` have passed no new example is sent; a target that cannot be reached stops the run.
     """
     method, _, path = label.partition(" ")
     operation = schema[path][method]
-    __tracebackhide__ = True
     log = ExchangeLog()
     stop_at = time.monotonic() + seconds
+    modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
     strategy = st.one_of([operation.as_strategy(generation_mode=mode, auth_storage=schema.auth)
                           for mode in modes])
 
     @budget.settings(max_examples=budget.examples * len(modes))
     @hypothesis.given(case=strategy)
     def property_test(case: Case) -> None:
-        # Past the deadline no new example is sent, but the replay of one that failed still is:
-        # otherwise hypothesis would see it pass and report a flaky test instead of the failure.
-        if time.monotonic() > stop_at and not log.failed:
+        if log.unreachable is not None:
+            return
+        if time.monotonic() > stop_at:
             log.stopped_by_clock = True
             return
         kwargs = call_kwargs(target, case)
+        deadline = request_deadline(case, pace)
+        positive = _is_positive(case)
+        started = time.monotonic()
         try:
-            response = case.call(**kwargs)
+            response = case.call(timeout=deadline, **kwargs)
         except requests.Timeout:
-            curl = scrub(case.as_curl_command(), target.keys)
-            pytest.fail(f"{label}: the target did not answer within {target.timeout:g} s\n"
-                        f"Reproduce with:\n    {curl}", pytrace=False)
+            judge.unanswered(label, _request_of(case, kwargs, target), positive=positive,
+                             waited_s=time.monotonic() - started)
+            return
         except requests.ConnectionError as exc:
             # Refused or reset before any answer: the suite cannot judge (an Error, not a Fail).
-            raise TargetUnreachable(f"{label}: cannot reach the target: {type(exc).__name__}") from None
+            log.unreachable = f"{label}: cannot reach the target: {type(exc).__name__}"
+            return
         log.record(case, response)
-        try:
-            case.validate_response(response, checks=list(checks), transport_kwargs=kwargs or None)
-        except FailureGroup:
-            log.failed = True
-            raise
+        judge.judge(label, case, response, positive=positive, transport_kwargs=kwargs or None)
 
     if budget.seed is not None:
         property_test = hypothesis.seed(budget.seed)(property_test)
-    _run_redacted(property_test, target, log)
+    property_test()
     return log
 
 
+def drain_batches(api: Api, tier: str, batch_ids: Sequence[str], deadline_s: float) -> list[str]:
+    """Wait (bounded) until the batches a run submitted are no longer pending or running, so their
+    generation does not compete with the requests that come next; the IDs still unfinished."""
+    waiting = list(dict.fromkeys(batch_ids))
+    end = time.monotonic() + deadline_s
+    while waiting and time.monotonic() < end:
+        still: list[str] = []
+        for batch_id in waiting:
+            try:
+                response = api.get(f"/v1/batch/{batch_id}", tier=tier)
+                body = response.json() if response.status_code == 200 else None
+            except Exception:
+                body = None
+            if isinstance(body, dict) and body.get("status") in ("pending", "running", "processing"):
+                still.append(batch_id)
+        waiting = still
+        if waiting:
+            time.sleep(0.5)
+    return waiting
+
+
 def run_stateful(
-    schema: BaseSchema, *, target: Target, budget: Budget
-) -> ExchangeLog:
-    """Scenarios through the spec's links (createBatch -> getBatch), every check on every step."""
-    __tracebackhide__ = True
+    schema: BaseSchema, *, target: Target, budget: Budget, pace: Pace
+) -> tuple[ExchangeLog, ConformanceFailure | None]:
+    """Scenarios through the spec's links (createBatch -> getBatch) for BATCH-015.
+
+    Only BATCH-015's statement is checked, on the steps it is about: a GET /v1/batch/{batch_id} reached
+    through the link answers 200 with a body that matches BatchStatus. The first deviation (or a request
+    with no answer in time) is returned, not raised, with the exchange it is about.
+    """
     log = ExchangeLog()
+    found: list[ConformanceFailure] = []
     base = schema.as_state_machine()
+    body_checks = schemathesis_checks(("response_schema_conformance",))
 
     class BatchLinks(base):  # type: ignore[misc, valid-type]
         def get_call_kwargs(self, case: Case) -> dict[str, Any]:
-            return call_kwargs(target, case)
+            return {**call_kwargs(target, case), "timeout": request_deadline(case, pace)}
+
+        def call(self, case: Case, **kwargs: Any) -> Any:
+            try:
+                return case.call(**kwargs)
+            except requests.Timeout:
+                label = f"{case.method.upper()} {case.operation.path}"
+                found.append(ConformanceFailure(
+                    f"{label}: no answer within {kwargs['timeout']:.1f} s",
+                    expected="an answer within the request's deadline", received="no answer",
+                    request=_request_of(case, kwargs, target)))
+                raise _ScenarioStopped from None
 
         def after_call(self, response: Any, case: Case) -> None:
             super().after_call(response, case)
             log.record(case, response)
 
+        def validate_response(self, response: Any, case: Case, *args: Any, **kwargs: Any) -> None:
+            if found or case.operation.path != "/v1/batch/{batch_id}" or not _is_positive(case):
+                return  # BATCH-015 is about valid requests that follow the link
+            linked = (case.path_parameters or {}).get("batch_id")
+            if linked not in log.batch_ids:
+                return  # a generated ID, not one a submission's link handed over
+            log.linked_checks += 1
+            label = f"GET {case.operation.path}"
+            if response.status_code != 200:
+                found.append(ConformanceFailure(
+                    f"{label}: the batch the submission's link points to was not answered 200",
+                    expected="HTTP 200 with a BatchStatus body", received=f"HTTP {response.status_code}",
+                    response=as_httpx_response(response)))
+                return
+            try:
+                case.validate_response(response, checks=body_checks)
+            except FailureGroup as exc:
+                found.append(schemathesis_failure(exc, label, response, target.keys))
+
     settings = hypothesis.settings(
         budget.settings(max_examples=max(2, budget.examples // 2)),
         stateful_step_count=budget.stateful_steps,
     )
-    _run_redacted(lambda: BatchLinks.run(settings=settings), target, log)
-    return log
+    try:
+        BatchLinks.run(settings=settings)
+    except Exception:
+        # A stopped scenario (or hypothesis reporting its replay as flaky) after a recorded deviation:
+        # the deviation is the result. Anything else is the suite's problem and stays an Error.
+        if not found:
+            raise
+    return log, (found[0] if found else None)
+
+
+class _ScenarioStopped(Exception):
+    """Ends a stateful scenario after a request got no answer (the finding is already recorded)."""

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from suite.catalogue import CatalogueError
 from suite.config import ENGINES, LEVEL_NAMES, ConfigError, resolve_settings
 from suite.outcomes import EXIT_SUITE_ERROR
 from suite.selection import SelectionError, parse_filter
@@ -56,7 +57,9 @@ def add_run_parser(commands: Any) -> None:
     )
     add = run_parser.add_argument
     add("--target", metavar="URL", help="base URL of the server under test (env CONFORM42_TARGET)")
-    add("--token-url", metavar="URL", help="base URL of POST /api/token if not the target")
+    add("--token-url", metavar="URL",
+        help="where POST /api/token lives if not on the target: the host's base URL or the full "
+             "endpoint (https://HOST/api/token) (env CONFORM42_TOKEN_URL)")
     add("--profile", choices=PROFILE_NAMES, help="API the target implements (default 42ai)")
     for tier in TIERS:
         add(f"--key-{tier}", metavar="KEY",
@@ -77,6 +80,12 @@ def add_run_parser(commands: Any) -> None:
     add("--embed-model", metavar="ID", help="embedding model (default 42-embed; fortytwo: discovered)")
     add("--reference-engine", choices=ENGINES,
         help="engine of the bundled reference server when no --target (default vllm)")
+    add("--image-url", metavar="URL",
+        help="image the vision and pipeline tests send: data:, http:// or https:// (env "
+             "CONFORM42_IMAGE_URL; default a small PNG as a data: URL)")
+    add("--accept-skip", action="append", metavar="ID",
+        help="a requirement whose Skip the verdict accepts (repeatable or comma-separated; env "
+             "CONFORM42_ACCEPT_SKIP)")
     add("--config", metavar="FILE", help="settings file (default ./conform42.toml if present)")
     add("-x", "--exitfirst", action="store_true", help="stop after the first failing test")
     add("--maxfail", type=int, metavar="N", help="stop after N failing tests")
@@ -116,10 +125,13 @@ def build_pytest_command(args: argparse.Namespace, ini: Path) -> list[str]:
                "--report": args.report,
                "--request-timeout": args.timeout, "--chat-model": args.chat_model,
                "--embed-model": args.embed_model, "--reference-engine": args.reference_engine,
+               "--image-url": args.image_url,
                "--conform42-config": str(Path(args.config).resolve()) if args.config else None}
     for option, value in options.items():
         if value is not None:
             command += [option, str(value)]
+    for requirement_id in args.accept_skip or ():
+        command += ["--accept-skip", requirement_id]
     return [*command, *getattr(args, "pytest_args", [])]
 
 
@@ -134,17 +146,21 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _validate(args: argparse.Namespace) -> None:
-    """Fail before starting anything when the settings or the expression are wrong (one line, exit 2)."""
+    """Fail before starting anything when the settings or the expression are wrong (one line, exit 2).
+
+    The plugin resolves the same settings again in the child; checking here first keeps a usage error
+    to one line, without pytest's start-up around it. URLs, the image URL and the accepted skips are
+    checked by ``resolve_settings`` itself, so plain ``pytest`` gets the same checks.
+    """
     cli = {"target": args.target, "token_url": args.token_url, "profile": args.profile, "level": args.level,
            "gate": args.gate,
            "requirements": args.requirements, "report_dir": args.report, "request_timeout": args.timeout,
            "chat_model": args.chat_model, "embed_model": args.embed_model,
-           "reference_engine": args.reference_engine, "config": args.config}
+           "reference_engine": args.reference_engine, "config": args.config,
+           "image_url": args.image_url, "accept_skip": args.accept_skip}
     cli.update({f"key_{t}": getattr(args, f"key_{t}") for t in TIERS})
     settings = resolve_settings(cli)
     parse_filter(settings.requirements)
-    if settings.target and not settings.target.startswith(("http://", "https://")):
-        raise ConfigError(f"--target must be an http:// or https:// URL, not {settings.target!r}")
 
 
 def _error(message: str) -> int:
@@ -155,7 +171,7 @@ def _error(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         _validate(args)
-    except (ConfigError, SelectionError) as exc:
+    except (ConfigError, SelectionError, CatalogueError) as exc:
         return _error(str(exc))
     with tempfile.TemporaryDirectory(prefix="conform42-run-") as tmp:
         ini = Path(tmp) / "pytest.ini"

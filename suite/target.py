@@ -12,7 +12,16 @@ from typing import Literal
 
 from suite.samples import PNG_DATA_URL
 
-__all__ = ["DOCUMENTED_MODELS", "PROFILE_NAMES", "TIERS", "Profile", "Target", "Tier"]
+__all__ = [
+    "DOCUMENTED_MODELS",
+    "PROFILE_NAMES",
+    "TIERS",
+    "TOKEN_PATH",
+    "Profile",
+    "Target",
+    "Tier",
+    "token_base_url",
+]
 
 Tier = Literal["free", "pro", "internal"]
 Profile = Literal["42ai", "fortytwo"]
@@ -30,9 +39,26 @@ DOCUMENTED_MODELS: Mapping[str, tuple[Tier, ...]] = {
 }
 
 
+#: Where the documents put the exchange on the token host (000: ``https://the-42-lab.com/api/token``).
+TOKEN_PATH = "/api/token"
+
+
+def token_base_url(url: str) -> str:
+    """The token host's base URL from ``--token-url``, which may name the base or the full endpoint.
+
+    000 writes the endpoint (``.../api/token``), so users paste that; the client appends the path itself,
+    and without this a pasted endpoint became ``.../api/token/api/token`` (every exchange a 404).
+    """
+    base = url.rstrip("/")
+    if base.endswith(TOKEN_PATH):
+        base = base[: -len(TOKEN_PATH)].rstrip("/")
+    return base
+
+
 @dataclass(frozen=True)
 class Target:
-    """A server under test. ``token_url`` is where POST /api/token lives (42ai profile only)."""
+    """A server under test. ``token_url`` is the base URL of the host where POST /api/token lives (42ai
+    profile only); the full endpoint is accepted too and normalised to the base."""
 
     base_url: str
     profile: Profile = "42ai"
@@ -51,7 +77,7 @@ class Target:
     def __post_init__(self) -> None:
         object.__setattr__(self, "base_url", self.base_url.rstrip("/"))
         if self.token_url is not None:
-            object.__setattr__(self, "token_url", self.token_url.rstrip("/"))
+            object.__setattr__(self, "token_url", token_base_url(self.token_url))
 
     @property
     def token_base(self) -> str:

@@ -137,3 +137,29 @@ def test_select_by_profile_includes_both(catalogue: Catalogue) -> None:
 def test_lookup_of_unknown_id_names_it(catalogue: Catalogue) -> None:
     with pytest.raises(KeyError, match="NOPE-999"):
         catalogue["NOPE-999"]
+
+
+def test_unforceable_is_loaded_and_reported(catalogue: Catalogue) -> None:
+    """LIMIT-011's 503 needs a server whose GPU memory is full: no client can force it."""
+    limit = catalogue["LIMIT-011"]
+    assert limit.level == "MUST" and limit.unforceable
+    assert limit.to_dict()["unforceable"] == limit.unforceable
+    assert "unforceable" not in catalogue["AUTH-001"].to_dict()
+
+
+def test_schema_rejects_a_blank_unforceable(tmp_path: Path) -> None:
+    raw = yaml.safe_load((specs_dir() / "requirements.yaml").read_text(encoding="utf-8"))
+    raw["requirements"][0]["unforceable"] = ""
+    (tmp_path / "requirements.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    (tmp_path / "requirements.schema.json").write_text(
+        (specs_dir() / "requirements.schema.json").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    with pytest.raises(CatalogueError, match="unforceable"):
+        load_catalogue(tmp_path / "requirements.yaml")
+
+
+def test_invalid_input_split_keeps_the_must_to_no_5xx(catalogue: Catalogue) -> None:
+    """ERR-006 (MUST) forbids a 5xx; the 4xx it used to demand is ERR-013, a SHOULD."""
+    assert catalogue["ERR-006"].level == "MUST" and "5xx" in catalogue["ERR-006"].statement
+    assert "4xx" not in catalogue["ERR-006"].statement
+    assert catalogue["ERR-013"].level == "SHOULD" and "4xx" in catalogue["ERR-013"].statement

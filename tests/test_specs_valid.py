@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.readers import read_from_filename
@@ -77,3 +80,76 @@ def test_fortytwo_request_schema_is_faithful_to_the_fragment() -> None:
     assert schema["additionalProperties"] is True
     assert set(schema["required"]) == {"messages", "model"}
     assert {"max_tokens", "max_completion_tokens", "response_format", "stream"} <= set(schema["properties"])
+
+
+# ------------------------------------------------------------------ inferred constraints, marked
+INFERRED = "x-conform42-inferred"
+INFERRED_REQUIRED = "x-conform42-inferred-required"
+
+
+def _nodes(node: Any, path: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every mapping of the document with its JSON-pointer-like path."""
+    if isinstance(node, dict):
+        yield path, node
+        for key, value in node.items():
+            yield from _nodes(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _nodes(value, f"{path}/{index}")
+
+
+def _marked(profile: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(path, node) for path, node in _nodes(load_spec(profile)) if INFERRED in node]
+
+
+@pytest.mark.parametrize("profile", ["42ai", "fortytwo"])
+def test_inferred_marks_name_keywords_of_their_own_schema(profile: str) -> None:
+    """Each mark lists JSON-Schema keywords that its object really holds; the required-names list goes
+    with a marked `required` and names only members that object requires."""
+    marked = _marked(profile)
+    assert marked, f"the {profile} spec marks no inferred constraint"
+    for path, node in marked:
+        keywords = node[INFERRED]
+        assert isinstance(keywords, list) and keywords, path
+        assert all(k in node and not k.startswith("x-") for k in keywords), (path, keywords)
+        names = node.get(INFERRED_REQUIRED)
+        if names is not None:
+            assert "required" in keywords, path
+            assert isinstance(names, list) and names and set(names) <= set(node["required"]), (path, names)
+    for path, node in _nodes(load_spec(profile)):
+        if INFERRED_REQUIRED in node:
+            assert INFERRED in node, f"{path}: {INFERRED_REQUIRED} without {INFERRED}"
+
+
+def _schema(profile: str, *path: str) -> Any:
+    node: Any = load_spec(profile)["components"]["schemas"]
+    for key in path:
+        node = node[key]
+    return node
+
+
+@pytest.mark.parametrize("profile", ["42ai", "fortytwo"])
+def test_constraints_the_documents_do_not_state_are_marked(profile: str) -> None:
+    request = _schema(profile, "ChatCompletionRequest", "properties")
+    assert "minItems" in request["messages"][INFERRED]
+    for cap in ("max_tokens", "max_completion_tokens"):
+        branch = next(b for b in request[cap]["anyOf"] if b.get("type") == "integer")
+        assert branch[INFERRED] == ["minimum"], cap
+    response_format = next(b for b in request["response_format"]["anyOf"] if b.get("type") == "object")
+    assert response_format[INFERRED] == ["required"]
+    assert response_format[INFERRED_REQUIRED] == ["type"]
+    assert response_format["properties"]["type"][INFERRED] == ["enum"]
+
+
+def test_42ai_embedding_model_and_input_bounds_are_marked() -> None:
+    """000's SDK call ai.embed("Hello world") names no model; nothing bounds the input's length."""
+    request = _schema("42ai", "EmbeddingRequest")
+    assert request[INFERRED_REQUIRED] == ["model"]
+    string, array = request["properties"]["input"]["anyOf"]
+    assert string[INFERRED] == ["minLength"]
+    assert array[INFERRED] == ["minItems"] and array["items"][INFERRED] == ["minLength"]
+
+
+def test_fortytwo_documented_request_members_stay_required() -> None:
+    """001 and 002 state model and messages required: never marked."""
+    assert INFERRED not in _schema("fortytwo", "ChatCompletionRequest")

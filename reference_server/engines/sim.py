@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import random
+import re
 import struct
 import time
 import uuid
@@ -53,6 +54,9 @@ _VOCAB: tuple[str, ...] = (
     "quiet", "bright", "forty", "two", "logic", "vector", "garden", "window", "orbit", "paper",
     "north", "amber", "circle", "echo", "field", "harbor", "index", "lantern", "meadow", "number",
 )
+
+
+_AT_LEAST_WORDS = re.compile(r"at least (\d{1,5}) words", re.IGNORECASE)
 
 
 def count_text_tokens(text: str) -> int:
@@ -104,14 +108,25 @@ class SimChatEngine:
         if limit is None:
             # Like a real engine without a cap: whatever room the context leaves.
             limit = max(0, self.max_model_len - prompt_tokens)
-        n = min(self.answer_tokens, int(limit))
+        natural = self._natural_length(messages)
+        n = min(natural, int(limit))
         seed = hashlib.sha256(
             json.dumps([[m.get("role"), _content_text(m.get("content"))] for m in messages]).encode()
         ).digest()
         rng = random.Random(int.from_bytes(seed[:8], "big"))
         # Drawing the full answer and slicing keeps a capped answer a prefix of the uncapped one.
-        words = [rng.choice(_VOCAB) for _ in range(self.answer_tokens)][:n]
-        return words, ("length" if n < self.answer_tokens else "stop"), prompt_tokens
+        words = [rng.choice(_VOCAB) for _ in range(natural)][:n]
+        return words, ("length" if n < natural else "stop"), prompt_tokens
+
+    def _natural_length(self, messages: list[dict[str, Any]]) -> int:
+        """``answer_tokens``, or N when the last message asks for "at least N words": a real model asked
+        for a long text writes one, so clients that need a long stream (the suite's concurrency tests)
+        get one from the test double too."""
+        last_message = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+        last = _content_text(last_message.get("content"))
+        asked = _AT_LEAST_WORDS.search(last)
+        return max(self.answer_tokens, min(int(asked.group(1)), self.max_model_len)) if asked else (
+            self.answer_tokens)
 
     @staticmethod
     def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -155,8 +170,10 @@ class SimChatEngine:
 
         yield chunk({"role": "assistant", "content": ""})
         for i, word in enumerate(words):
-            if self.token_delay_s > 0:
-                await asyncio.sleep(self.token_delay_s)
+            # Even at zero delay each token is a turn of the event loop, as with a real engine whose
+            # tokens arrive from another process: other requests (of the same key too) are served
+            # while a stream is in flight instead of each stream running to its end in one go.
+            await asyncio.sleep(self.token_delay_s)
             # Leading spaces on all but the first piece: the deltas concatenate to complete()'s content.
             yield chunk({"content": word if i == 0 else " " + word})
         yield chunk({}, finish_reason)

@@ -40,6 +40,7 @@ __all__ = [
     "chat_body",
     "chat_completion",
     "cosine",
+    "ends_stream",
     "expect_feature",
     "first_tier",
     "holding",
@@ -270,7 +271,7 @@ class StreamHold:
                     if held.admitted_at is None:
                         held.admitted_at = event.arrived
                         held.settled.set()
-                    elif _ends_stream(event.data):
+                    elif ends_stream(event.data):
                         held.ended_at = held.ended_at or event.arrived
                     else:
                         held.content_events += 1
@@ -305,7 +306,8 @@ class StreamHold:
             thread.join(max(0.0, end - time.monotonic()))
 
 
-def _ends_stream(data: str) -> bool:
+def ends_stream(data: str) -> bool:
+    """Whether an SSE data field ends a chat stream: [DONE], a finish_reason, or the usage chunk."""
     if data.strip() == "[DONE]":
         return True
     try:

@@ -23,8 +23,10 @@ import httpx
 import pytest
 
 from suite.checks import disabled
-from suite.conformance._helpers import LATE_ATTR, Memo, first_tier
+from suite.conformance._helpers import LATE_ATTR, Memo, first_tier, json_or_none
 from suite.http import Api
+from suite.pace import Pace, measure_pace
+from suite.plugin import announce
 from suite.target import Target
 
 #: Extra seconds past the documented lifetime before an aged token is presented.
@@ -58,6 +60,28 @@ def memo() -> Memo:
 def tier(target: Target) -> str:
     """The tier of ordinary requests: the first one with a key (free, pro, internal)."""
     return first_tier(target)
+
+
+# ------------------------------------------------------------------------------------------ pace
+@pytest.fixture(scope="session", autouse=True)
+def pace(target: Target, api: Api, pytestconfig: pytest.Config) -> Pace:
+    """The target's generation speed, measured once before the first test (and printed): request
+    deadlines follow the work each request asks for (``suite.pace``)."""
+    tier = next((t for t in ("internal", "pro", "free") if target.has_key(t)), None)
+    measured = Pace(floor_s=target.timeout, note="no API key given")
+    if tier is not None:
+        try:
+            headers = api.auth(tier)
+        except Exception as exc:
+            measured = Pace(floor_s=target.timeout, note=f"no task token: {type(exc).__name__}")
+        else:
+            client = getattr(api, "_client", None)
+            if isinstance(client, httpx.Client):
+                measured = measure_pace(client, target.base_url + "/v1/chat/completions", headers,
+                                        target.chat_model, floor_s=target.timeout)
+    api.pace = measured
+    announce(pytestconfig, measured.describe())
+    return measured
 
 
 # --------------------------------------------------------------------------------- response log
@@ -94,6 +118,80 @@ def response_log(api: Api) -> ResponseLog:
         client.event_hooks["response"].append(log.record)
         log.attached = True
     return log
+
+
+# --------------------------------------------------------------------------- background batches
+#: Longest wait, before a test, for batches submitted earlier to finish.
+BATCH_QUIET_S = 180.0
+_TERMINAL = ("completed", "failed", "cancelled", "canceled", "expired")
+
+
+@dataclass
+class BatchTracker:
+    """Batches the suite's client submitted: their generation runs in the background on the target, so
+    tests that time requests (limits, streams, pipelines) wait for them to finish first."""
+
+    pending: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, response: httpx.Response) -> None:
+        request = response.request
+        if request.method != "POST" or not request.url.path.endswith("/v1/batch"):
+            return
+        if not 200 <= response.status_code < 300:
+            return
+        try:
+            response.read()
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return
+        batch_id = body.get("batch_id") if isinstance(body, dict) else None
+        if isinstance(batch_id, str) and batch_id:
+            with self._lock:
+                self.pending.append(batch_id)
+
+    def _running(self, api: Api, target: Target, batch_id: str) -> bool:
+        for tier in ("internal", "pro", "free"):
+            if not target.has_key(tier):
+                continue
+            try:
+                response = api.get(f"/v1/batch/{batch_id}", tier=tier)
+            except Exception:  # a courtesy wait: the batch tests judge batches
+                return False
+            if response.status_code == 200:
+                body = json_or_none(response)
+                status = body.get("status") if isinstance(body, dict) else None
+                return isinstance(status, str) and status not in _TERMINAL
+        return False  # no key owns it (or it is gone): nothing to wait for
+
+    def wait_quiet(self, api: Api, target: Target, deadline_s: float = BATCH_QUIET_S) -> None:
+        end = time.monotonic() + deadline_s
+        while True:
+            with self._lock:
+                waiting = list(self.pending)
+            still = [b for b in waiting if self._running(api, target, b)]
+            with self._lock:
+                self.pending = [b for b in self.pending if b in still or b not in waiting]
+            if not still or time.monotonic() >= end:
+                return
+            time.sleep(0.5)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def batch_tracker(api: Api) -> BatchTracker:
+    tracker = BatchTracker()
+    client = getattr(api, "_client", None)
+    if isinstance(client, httpx.Client):
+        client.event_hooks["response"].append(tracker.record)
+    return tracker
+
+
+@pytest.fixture(autouse=True)
+def _quiet_batches(request: pytest.FixtureRequest, batch_tracker: BatchTracker, api: Api,
+                   target: Target) -> None:
+    """Before every test outside the batch module: earlier batches have finished (bounded wait)."""
+    if not request.node.nodeid.split("::")[0].endswith("test_batch.py"):
+        batch_tracker.wait_quiet(api, target)
 
 
 # ------------------------------------------------------------------------------------ token age

@@ -11,14 +11,13 @@ import httpx
 import jwt
 import pytest
 
-from suite.checks import expect, expect_envelope, expect_json, expect_status, fail
+from suite.checks import expect, expect_json, expect_status, fail
 from suite.conformance._helpers import (
     BATCH,
     CHAT,
     EMBED,
     MODELS,
     PIPELINE,
-    PNG_DATA_URL,
     b64url_decode,
     b64url_encode,
     chat_body,
@@ -65,16 +64,19 @@ def test_token_exchange_returns_task_token(api: Api, tier: str) -> None:
 
 @requirement("AUTH-002")
 def test_task_token_is_compact_jwt(api: Api, tier: str) -> None:
+    """A JWT (RFC 7519) is a JWS (three segments) or a JWE (five, whose payload is encrypted, so only
+    its header can be read); 000 does not say which."""
     response, token = _exchange(api, tier)
     parts = token.split(".")
     expect(
-        len(parts) == 3,
+        len(parts) in (3, 5),
         "the task token is not a compact JWT",
-        expected="three dot-separated base64url segments",
+        expected="three (JWS) or five (JWE) dot-separated base64url segments",
         received=f"{len(parts)} segment(s)",
         response=response,
     )
-    for name, segment in zip(("header", "payload"), parts[:2], strict=True):
+    readable = ("header", "payload") if len(parts) == 3 else ("header",)
+    for name, segment in zip(readable, parts, strict=False):
         try:
             decoded: Any = json.loads(b64url_decode(segment))
         except (ValueError, UnicodeDecodeError):
@@ -151,7 +153,11 @@ def _accepting_requests(api: Api, target: Target) -> dict[str, tuple[str, str, A
             {"model": model, "tasks": [{"id": "t1", "messages": [{"role": "user", "content": "Say yes."}]}]},
         ),
         "batch-status": ("GET", f"{BATCH}/batch_conform42_{uuid.uuid4().hex[:12]}", None),
-        "pipeline": ("POST", PIPELINE, {"template": "design-analysis", "input": {"image_url": PNG_DATA_URL}}),
+        "pipeline": (
+            "POST",
+            PIPELINE,
+            {"template": "design-analysis", "input": {"image_url": target.image_url}},
+        ),
     }
 
 
@@ -246,8 +252,8 @@ def test_unsigned_alg_none_token_is_401(api: Api, target: Target, tier: str) -> 
 def test_expired_task_token_is_401(api: Api, target: Target, expired_token: AgedToken) -> None:
     assert expired_token.token is not None
     response = _chat_with(api, expired_token.token, target.chat_model)
+    # The status only: the error body is ERR-002's (a SHOULD for 42ai), judged by its own tests.
     _expect_401(response, f"a task token more than {target.token_ttl_s:g} s old")
-    expect_envelope(response)
 
 
 @late

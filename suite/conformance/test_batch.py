@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 
 from suite.checks import expect, expect_envelope, expect_status
 from suite.conformance._helpers import (
@@ -52,7 +53,14 @@ def submission(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, di
     def submit() -> tuple[httpx.Response, dict[str, Any]]:
         response = api.post(BATCH, {"model": target.chat_model, "tasks": _tasks()}, tier=tier)
         expect_feature(target, response, "batch processing (POST /v1/batch)")
-        expect_status(response, 200, 202, message="a valid batch submission was not accepted")
+        # 000 gives no status code for the submission: any success is "accepted" (BATCH-001).
+        expect(
+            response.is_success,
+            "a valid batch submission was not accepted",
+            expected="a 2xx status (200 or 202 expected; 000 names none)",
+            received=f"HTTP {response.status_code}",
+            response=response,
+        )
         return response, json_object(response, "the batch submission response")
 
     return memo("batch-submit", submit)
@@ -113,7 +121,14 @@ def history(api: Api, memo: Memo, target: Target) -> BatchHistory:
 
 
 def completed(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dict[str, Any]]:
+    """The batch's last status answer, which must be "completed" (BATCH-007's deadline)."""
     record = history(api, memo, target)
+    expect(
+        record.polls,
+        "the batch's status could not be read before the deadline",
+        expected=f"a status answer other than 429 within {COMPLETION_DEADLINE_S:g} s",
+        received="only 429 answers",
+    )
     response, body = record.last
     expect(
         body.get("status") == "completed",
@@ -122,6 +137,23 @@ def completed(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dic
         received=f"status {body.get('status')!r} after {record.elapsed_s:.0f} s",
         response=response,
     )
+    return response, body
+
+
+def once_completed(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dict[str, Any]]:
+    """The completed batch, for the MUSTs that hold "once a batch is completed" (BATCH-008, BATCH-009).
+
+    The deadline is our choice (BATCH-007, a SHOULD) and a failed batch is not completed, so a batch not
+    completed by the deadline makes these tests Skip with the reason, never Fail."""
+    record = history(api, memo, target)
+    if not record.polls:
+        pytest.skip("the batch's status could not be read before the deadline (judged by BATCH-007)")
+    response, body = record.last
+    if body.get("status") != "completed":
+        pytest.skip(
+            f"the batch was not completed (status {body.get('status')!r} after {record.elapsed_s:.0f} s, "
+            f"deadline {COMPLETION_DEADLINE_S:g} s): nothing to judge (the deadline is BATCH-007's)"
+        )
     return response, body
 
 
@@ -199,7 +231,7 @@ def test_batch_completes_within_deadline(api: Api, memo: Memo, target: Target) -
 
 @requirement("BATCH-008")
 def test_results_hold_every_task(api: Api, memo: Memo, target: Target) -> None:
-    response, body = completed(api, memo, target)
+    response, body = once_completed(api, memo, target)
     results = body.get("results")
     ok = (
         isinstance(results, dict)
@@ -217,7 +249,7 @@ def test_results_hold_every_task(api: Api, memo: Memo, target: Target) -> None:
 
 @requirement("BATCH-009")
 def test_completed_count_equals_total(api: Api, memo: Memo, target: Target) -> None:
-    response, body = completed(api, memo, target)
+    response, body = once_completed(api, memo, target)
     expect(
         body.get("completed") == body.get("total"),
         "a completed batch has unfinished tasks",

@@ -150,18 +150,25 @@ def _expect_choice_indexes(response: httpx.Response, body: dict[str, Any]) -> No
 
 @requirement("CHAT-007")
 def test_first_choice_is_assistant_message(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    """The shape, not the words. Content null (or absent) is accepted when the choice was cut off by its
+    token cap (finish_reason "length"): a reasoning model behind a reasoning parser can spend the cap on
+    hidden reasoning, which says nothing about the API."""
     response, body = chat_completion(api, memo, target, tier)
-    message = _first_choice(response, body).get("message")
+    choice = _first_choice(response, body)
+    message = choice.get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    cut_off = choice.get("finish_reason") == "length"
     ok = (
         isinstance(message, dict)
         and message.get("role") == "assistant"
-        and isinstance(message.get("content"), str)
+        and (isinstance(content, str) or (content is None and cut_off))
     )
     expect(
         ok,
         "the first choice is not an assistant message with string content",
-        expected='message: {"role": "assistant", "content": <string>}',
-        received=f"message: {json.dumps(message)[:200]}",
+        expected='message: {"role": "assistant", "content": <string>} '
+        '(content null only with finish_reason "length")',
+        received=f"message: {json.dumps(message)[:200]}, finish_reason {choice.get('finish_reason')!r}",
         response=response,
     )
 

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from suite.checks import expect, expect_envelope, expect_status
+from suite.checks import expect, expect_envelope, expect_status, fail
 from suite.conformance._helpers import (
     CHAT,
     EMBED,
@@ -129,23 +129,62 @@ def test_model_list_has_models(api: Api, memo: Memo, target: Target) -> None:
 
 
 @requirement("MODEL-011")
-def test_every_listed_model_chats(api: Api, memo: Memo, target: Target) -> None:
-    """Uses the strongest key given, so a tier restriction is not mistaken for a refusal of the model."""
+def test_a_listed_model_chats(api: Api, memo: Memo, target: Target) -> None:
+    """001 takes the chat model's ID "from /v1/models": some listed model must chat. Not every one: a
+    server may list embedding models there too. The configured chat model is tried first when listed,
+    then the others in list order, until one answers 200. Uses the strongest key given, so a tier
+    restriction is not mistaken for a refusal of the model."""
     tier = first_tier(target, ("internal", "pro", "free"))
     _response, ids = listed_ids(api, memo, tier)
+    candidates = [str(m) for m in ids if isinstance(m, str) and m]
+    candidates.sort(key=lambda m: m != target.chat_model)  # stable: the chat model first, then list order
     refused: list[str] = []
     last: httpx.Response | None = None
-    for model in ids:
-        response = api.post(CHAT, chat_body(str(model), max_tokens=4), tier=tier)
-        if response.status_code != 200:
-            refused.append(f"{model}: HTTP {response.status_code}")
-            last = response
-    expect(
-        not refused,
-        "a model listed by GET /v1/models is not accepted for chat completions",
-        expected=f"HTTP 200 for every listed id ({len(ids)})",
-        received="; ".join(refused),
+    for model in candidates:
+        response = api.post(CHAT, chat_body(model, max_tokens=4), tier=tier)
+        if response.status_code == 200:
+            return
+        refused.append(f"{model}: HTTP {response.status_code}")
+        last = response
+    fail(
+        "no model listed by GET /v1/models is accepted for chat completions",
+        expected=f"HTTP 200 for at least one of the {len(candidates)} listed ids",
+        received="; ".join(refused) or "no listed model id",
         response=last,
+    )
+
+
+@requirement("MODEL-013")
+def test_vision_model_takes_an_image(api: Api, target: Target) -> None:
+    """A 42-vision chat request carrying the suite's image (``--image-url``) as an OpenAI image_url
+    content part is accepted. Invariants only: 200 and an assistant message; what the model says about
+    the image is not judged."""
+    tier = first_tier(target, ("pro", "internal"))
+    body = {
+        "model": "42-vision",
+        "max_tokens": 16,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "Describe this image in one sentence."},
+                    {"type": "image_url", "image_url": {"url": target.image_url}},
+                ],
+            }
+        ],
+    }
+    response = api.post(CHAT, body, tier=tier)
+    expect_status(response, 200, message="a 42-vision chat request with an image was not accepted")
+    completion = json_object(response, "the 42-vision completion")
+    choices = completion.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    expect(
+        isinstance(message, dict) and message.get("role") == "assistant",
+        "the 42-vision completion has no assistant message",
+        expected='choices[0].message: {"role": "assistant", ...}',
+        received=f"choices: {json.dumps(choices)[:200]}",
+        response=response,
     )
 
 

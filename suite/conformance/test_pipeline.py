@@ -1,6 +1,8 @@
 """Pipeline: the design-analysis template (scan with 42-vision, then plan with 42-think), its output,
 reference resolution (another image, another result), unknown templates and the free tier's refusal.
-The images are tiny PNGs sent as data: URLs."""
+The image is the target's ``image_url`` (``--image-url``; by default a tiny PNG as a data: URL, since 000's
+own example is an https URL that only a target fetching images can take). Reference resolution needs a
+second, different image: a built-in data: URL, and that test Skips when the target does not take it."""
 
 from __future__ import annotations
 
@@ -12,10 +14,10 @@ import httpx
 import pytest
 
 from suite.checks import expect, expect_envelope, expect_status
-from suite.conformance._helpers import PIPELINE, PNG_DATA_URL, Memo, expect_feature, first_tier, json_object
+from suite.conformance._helpers import PIPELINE, Memo, expect_feature, first_tier, json_object
 from suite.http import Api
 from suite.markers import requirement
-from suite.samples import BLUE_PNG_DATA_URL
+from suite.samples import BLUE_PNG_DATA_URL, PNG_DATA_URL
 from suite.target import Target
 
 TEMPLATE = "design-analysis"
@@ -23,23 +25,28 @@ TEMPLATE = "design-analysis"
 STEPS = [("scan", "42-vision"), ("plan", "42-think")]
 
 
-def _request(template: str = TEMPLATE, image_url: str = PNG_DATA_URL) -> dict[str, Any]:
+def _request(image_url: str, template: str = TEMPLATE) -> dict[str, Any]:
     return {"template": template, "input": {"image_url": image_url}}
 
 
-def _run(api: Api, target: Target, image_url: str = PNG_DATA_URL) -> tuple[httpx.Response, dict[str, Any]]:
-    """One design-analysis run, with the strongest key (pro is what 000's tiers need), checked 200 + JSON."""
+def _post(api: Api, target: Target, image_url: str) -> httpx.Response:
+    """One design-analysis request with the strongest key (pro is what 000's tiers need)."""
     tier = first_tier(target, ("pro", "internal"))
     timeout = max(target.timeout, 120.0)
-    response = api.post(PIPELINE, _request(image_url=image_url), tier=tier, timeout=timeout)
+    return api.post(PIPELINE, _request(image_url), tier=tier, timeout=timeout)
+
+
+def _run(api: Api, target: Target, image_url: str) -> tuple[httpx.Response, dict[str, Any]]:
+    """One design-analysis run, checked 200 + JSON."""
+    response = _post(api, target, image_url)
     expect_feature(target, response, "pipelines (POST /v1/pipeline)")
     expect_status(response, 200, message=f"the {TEMPLATE} pipeline did not run")
     return response, json_object(response, "the pipeline response")
 
 
 def pipeline_run(api: Api, memo: Memo, target: Target) -> tuple[httpx.Response, dict[str, Any]]:
-    """The session's one design-analysis run of the red image."""
-    return memo("pipeline", lambda: _run(api, target))
+    """The session's one design-analysis run of the target's image."""
+    return memo("pipeline", lambda: _run(api, target, target.image_url))
 
 
 def _steps(response: httpx.Response, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -100,13 +107,14 @@ def test_completed_steps_have_documented_members(api: Api, memo: Memo, target: T
 
 
 @requirement("PIPE-004")
-def test_final_output_is_non_empty(api: Api, memo: Memo, target: Target) -> None:
+def test_final_output_is_a_string(api: Api, memo: Memo, target: Target) -> None:
+    """000 shows a string ("..."); whether it has words is the models' business, not checked."""
     response, body = pipeline_run(api, memo, target)
     final = body.get("final_output")
     expect(
-        isinstance(final, str) and final.strip(),
+        isinstance(final, str),
         "the pipeline has no final_output",
-        expected="final_output: a non-empty string",
+        expected="final_output: a string",
         received=f"final_output: {final!r}",
         response=response,
     )
@@ -136,40 +144,49 @@ def _contents(response: httpx.Response, body: dict[str, Any]) -> tuple[str | Non
 @requirement("PIPE-008")
 def test_plan_depends_on_the_scan(api: Api, memo: Memo, target: Target) -> None:
     """Reference resolution judged by its effect: the same image twice must give one final_output (else
-    the target is not deterministic and nothing can be concluded), then a blue image instead of the red
-    one must change the scan and, through {{scan.content}}, the plan and the final_output."""
-    red_response, red = pipeline_run(api, memo, target)
-    red_scan, red_final = _contents(red_response, red)
-    if not isinstance(red_final, str):
+    the target is not deterministic and nothing can be concluded), then another image (a blue PNG, or the
+    red one when the target's image is the blue one) must change the scan and, through {{scan.content}},
+    the plan and the final_output. The other image is a data: URL; a target that does not take it is
+    skipped, not failed (--image-url can only name one image)."""
+    first_response, first = pipeline_run(api, memo, target)
+    first_scan, first_final = _contents(first_response, first)
+    if not isinstance(first_final, str):
         pytest.skip("no final_output to compare (judged by PIPE-004)")
-    _again_response, again = _run(api, target)
-    if again.get("final_output") != red_final:
+    _again_response, again = _run(api, target, target.image_url)
+    if again.get("final_output") != first_final:
         pytest.skip("cannot judge reference resolution on a non-deterministic target "
                     "(the same image gave two different final_outputs)")
-    blue_response, blue = _run(api, target, BLUE_PNG_DATA_URL)
-    blue_scan, blue_final = _contents(blue_response, blue)
-    if red_scan is None or blue_scan is None:
+    other_url = PNG_DATA_URL if target.image_url == BLUE_PNG_DATA_URL else BLUE_PNG_DATA_URL
+    other_response = _post(api, target, other_url)
+    if other_response.status_code != 200:
+        pytest.skip(f"the target did not run {TEMPLATE} on a second image given as a data: URL "
+                    f"(HTTP {other_response.status_code}), so there is nothing to compare")
+    other = json_object(other_response, "the pipeline response")
+    other_scan, other_final = _contents(other_response, other)
+    if first_scan is None or other_scan is None:
         pytest.skip("no scan step with string content to compare (judged by PIPE-002 and PIPE-003)")
     expect(
-        red_scan != blue_scan,
+        first_scan != other_scan,
         "the scan step gave the same content for two different images",
-        expected="different scan contents for a red and a blue image (the scan is given input.image_url)",
-        received=f"scan content {blue_scan[:120]!r} for both",
-        response=blue_response,
+        expected="different scan contents for two different images (the scan is given input.image_url)",
+        received=f"scan content {other_scan[:120]!r} for both",
+        response=other_response,
     )
     expect(
-        red_final != blue_final,
+        first_final != other_final,
         "the final_output does not depend on the scan: the plan step ignored the scan's content",
         expected="different final_outputs when the scans differ (the plan is given {{scan.content}})",
-        received=f"final_output {str(blue_final)[:120]!r} for both images",
-        response=blue_response,
+        received=f"final_output {str(other_final)[:120]!r} for both images",
+        response=other_response,
     )
 
 
 @requirement("PIPE-006")
 def test_unknown_template_is_404(api: Api, target: Target) -> None:
     tier = first_tier(target, ("pro", "internal", "free"))
-    response = api.post(PIPELINE, _request(f"conform42-no-such-template-{uuid.uuid4().hex[:8]}"), tier=tier)
+    response = api.post(
+        PIPELINE, _request(target.image_url, f"conform42-no-such-template-{uuid.uuid4().hex[:8]}"), tier=tier
+    )
     expect_status(response, 404, message="an unknown pipeline template was not answered 404")
     expect_envelope(response)
 
@@ -177,7 +194,7 @@ def test_unknown_template_is_404(api: Api, target: Target) -> None:
 @requirement("PIPE-007")
 def test_free_tier_design_analysis_is_403(api: Api, target: Target) -> None:
     target.key("free")
-    response = api.post(PIPELINE, _request(), tier="free")
+    response = api.post(PIPELINE, _request(target.image_url), tier="free")
     expect_feature(target, response, "pipelines (POST /v1/pipeline)")
     expect_status(response, 403, message="a free key running design-analysis was not refused with 403")
     expect_envelope(response, error_type="permission_error")

@@ -1,18 +1,23 @@
-"""Property tests with schemathesis 4 from ``specs/<profile>.openapi.yaml`` (issue 6).
+"""Property tests with schemathesis 4 from ``specs/<profile>.openapi.yaml``.
 
-Each test runs one group of schemathesis checks on one operation, so a failure names the requirement
-it breaks and nothing else:
+One run per operation generates positive and negative data, sends each case once and judges every
+exchange for every requirement it can speak to (``suite.property_judge``); the tests below then read
+the findings, one requirement per test, so a deviation is charged to the one requirement whose
+statement it breaks and shows the exchange that broke it:
 
-* ``test_invalid_input_is_rejected_with_4xx``: negative data (schema-violating bodies, missing
-  credentials...) gets a 4xx and never a 5xx (ERR-006).
-* ``test_error_responses_use_the_envelope``: every error response other than 422 has the documented
-  ``{"error": {"message", "type"}}`` body (ERR-001 for fortytwo, ERR-002 for 42ai).
-* ``test_operation_conforms_to_the_spec``: every single-exchange check of schemathesis on positive and
-  negative data (documented status codes, content types, headers and response schemas, valid data
-  accepted, auth not ignored): SPEC-001 (statuses, content types, headers), SPEC-002 (response
-  schemas), SPEC-003 (valid requests accepted).
+* ``test_invalid_input_never_gets_a_server_error``: ERR-006 (MUST).
+* ``test_invalid_input_is_rejected_with_4xx``: the SHOULD that invalid input gets a 4xx.
+* ``test_fortytwo_error_bodies_use_the_envelope`` (ERR-001) / ``test_42ai_error_bodies_use_the_envelope``
+  (ERR-002): the documented ``{"error": {"message", "type"}}`` body.
+* ``test_fortytwo_422_bodies_are_validation_errors`` (ERR-005) / ``test_42ai_422_bodies_...`` (ERR-004).
+* ``test_statuses_content_types_and_headers_are_declared`` (SPEC-001), ``test_2xx_bodies_match_the_spec``
+  (SPEC-002), ``test_valid_requests_are_not_rejected`` (SPEC-003).
 * ``test_batch_links_are_stateful``: scenarios through the spec's links (createBatch -> getBatch),
   BATCH-015.
+
+Generation never raises, so hypothesis never replays an example or calls a run flaky. Each request's
+deadline follows the work it asks for and the target's measured speed (``suite.pace``); batches a run
+submitted are waited for before the next operation, so their generation does not slow the next one.
 
 Bounds: ``CONFORM42_PROPERTY_EXAMPLES`` (examples per operation and mode, default 10),
 ``CONFORM42_PROPERTY_MAX_TIME`` (seconds for the whole property part, default 80),
@@ -21,35 +26,35 @@ Bounds: ``CONFORM42_PROPERTY_EXAMPLES`` (examples per operation and mode, defaul
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
-from schemathesis import GenerationMode
 from schemathesis.schemas import BaseSchema
 
-from suite.checks import disabled
+from suite.checks import TargetUnreachable, disabled
 from suite.http import Api
 from suite.markers import requirement
 from suite.openapi import load_spec, operation
+from suite.pace import Pace
 from suite.properties import (
-    ALL_CHECKS,
-    NEGATIVE_CHECKS,
     OPERATIONS,
     Budget,
     Clock,
     ExchangeLog,
+    auth_tier,
     build_schema,
-    check_functions,
-    envelope_check,
+    drain_batches,
     run_operation,
     run_stateful,
 )
+from suite.property_judge import INVALID_REJECTED, ExchangeJudge, Findings
 from suite.target import Target
 
-BOTH_MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-# Runs of this module sharing the clock: three tests per operation plus the stateful one.
-_RUNS = 3 * len(OPERATIONS) + 1
+# Runs sharing the clock: one per operation plus the stateful one.
+_RUNS = len(OPERATIONS) + 1
+#: Longest wait for the batches a run submitted before the next operation starts.
+_DRAIN_S = 120.0
 
 
 @pytest.fixture(scope="module")
@@ -60,108 +65,148 @@ def budget() -> Budget:
         raise pytest.UsageError(f"conform42: {exc}") from None
 
 
-@pytest.fixture(scope="module")
-def clock(budget: Budget) -> Clock:
-    return Clock(budget, runs=_RUNS)
+@dataclass
+class PropertyRuns:
+    """The module's runs, one per operation, each done when a test first asks for it."""
+
+    schema: BaseSchema
+    target: Target
+    api: Api
+    budget: Budget
+    pace: Pace
+    judge: ExchangeJudge
+    findings: Findings
+    clock: Clock
+    logs: dict[str, ExchangeLog | str] = field(default_factory=dict)
+
+    def run(self, label: str) -> ExchangeLog:
+        if operation(load_spec(self.target.profile), label) is None:
+            disabled(f"the {self.target.profile} spec declares no {label}")
+        if label not in self.logs:
+            seconds = self.clock.slot()
+            if seconds <= 0.5:
+                self.logs[label] = (
+                    f"the property time budget ({self.budget.max_time_s:g} s, CONFORM42_PROPERTY_MAX_TIME) "
+                    "was used up before this operation"
+                )
+            else:
+                log = run_operation(self.schema, label, judge=self.judge, target=self.target,
+                                    budget=self.budget, pace=self.pace, seconds=seconds)
+                if log.batch_ids and log.unreachable is None:
+                    drain_batches(self.api, auth_tier(self.target), log.batch_ids, _DRAIN_S)
+                self.logs[label] = log
+            self.clock.finished_one()
+        found = self.logs[label]
+        if isinstance(found, str):
+            pytest.skip(found)
+        return found
+
+    def verdict(self, requirement_id: str, label: str) -> None:
+        """Pass, or raise the first deviation charged to ``requirement_id`` on ``label``."""
+        log = self.run(label)
+        failure = self.findings.failures.get((requirement_id, label))
+        if failure is not None:
+            raise failure
+        if log.unreachable is not None:
+            raise TargetUnreachable(log.unreachable)
+        problem = self.findings.problems.get((requirement_id, label))
+        if problem is not None:
+            raise RuntimeError(f"a schemathesis check crashed: {problem}")
+        if not self.findings.judged[(requirement_id, label)]:
+            budget_note = ", stopped by the time budget" if log.stopped_by_clock else ""
+            pytest.skip(f"no exchange on {label} could judge {requirement_id} "
+                        f"({log.calls} requests sent{budget_note})")
 
 
 @pytest.fixture(scope="module")
-def property_schema(target: Target, budget: Budget) -> Iterator[BaseSchema]:
+def property_runs(target: Target, budget: Budget, pace: Pace) -> Iterator[PropertyRuns]:
     """The profile's schema, built once the target is known (it comes from the plugin's fixture).
 
-    Its own ``Api`` (for the task tokens) rather than the ``api`` fixture: the plugin prints the ``api``
-    fixture's last request as "Reproduce with:", which here would be a token exchange, not the failing
-    case; schemathesis's message carries the right curl line.
+    Its own ``Api`` (for the task tokens and the batch drain) rather than the ``api`` fixture: the
+    plugin prints the ``api`` fixture's last request as "Reproduce with:", which here would be a token
+    exchange, not the failing case; each finding carries its own request.
     """
     with Api(target) as client:
-        yield build_schema(target, client, budget)
-
-
-@pytest.fixture
-def slot(clock: Clock) -> Iterator[float]:
-    seconds = clock.slot()
-    if seconds <= 0.5:
-        pytest.skip(
-            f"the property time budget ({clock.budget.max_time_s:g} s, "
-            "CONFORM42_PROPERTY_MAX_TIME) is used up"
+        findings = Findings()
+        yield PropertyRuns(
+            schema=build_schema(target, client, budget),
+            target=target,
+            api=client,
+            budget=budget,
+            pace=pace,
+            judge=ExchangeJudge(target.profile, target.keys, findings),
+            findings=findings,
+            clock=Clock(budget, runs=_RUNS),
         )
-    yield seconds
-    clock.finished_one()
-
-
-def _declared(target: Target, label: str) -> None:
-    if operation(load_spec(target.profile), label) is None:
-        disabled(f"the {target.profile} spec declares no {label}")
-
-
-def _run(
-    property_schema: BaseSchema,
-    target: Target,
-    label: str,
-    *,
-    modes: tuple[GenerationMode, ...],
-    checks: list[Callable[..., Any]],
-    budget: Budget,
-    slot: float,
-) -> ExchangeLog:
-    _declared(target, label)
-    return run_operation(
-        property_schema, label, modes=modes, checks=checks, target=target, budget=budget, seconds=slot
-    )
 
 
 @requirement("ERR-006")
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_invalid_input_is_rejected_with_4xx(
-    property_schema: BaseSchema, target: Target, budget: Budget, slot: float, label: str
-) -> None:
-    log = _run(
-        property_schema,
-        target,
-        label,
-        modes=(GenerationMode.NEGATIVE,),
-        checks=check_functions(NEGATIVE_CHECKS),
-        budget=budget,
-        slot=slot,
-    )
-    if not log.statuses["negative"]:
-        # GET /v1/models has no input to get wrong beyond its credentials; nothing was proven.
-        pytest.skip(f"no invalid input could be generated for {label}")
+def test_invalid_input_never_gets_a_server_error(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("ERR-006", label)
 
 
-@requirement("ERR-001", "ERR-002")
+@requirement(INVALID_REJECTED)
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_error_responses_use_the_envelope(
-    property_schema: BaseSchema, target: Target, budget: Budget, slot: float, label: str
-) -> None:
-    log = _run(
-        property_schema, target, label, modes=BOTH_MODES, checks=[envelope_check()], budget=budget, slot=slot
-    )
-    errors = [s for statuses in log.statuses.values() for s in statuses if s >= 400 and s != 422]
-    if not errors:
-        pytest.skip(f"no error response other than 422 was provoked on {label}")
+def test_invalid_input_is_rejected_with_4xx(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict(INVALID_REJECTED, label)
 
 
-@requirement("SPEC-001", "SPEC-002", "SPEC-003")
+@requirement("ERR-001")
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_operation_conforms_to_the_spec(
-    property_schema: BaseSchema, target: Target, budget: Budget, slot: float, label: str
-) -> None:
-    _run(
-        property_schema,
-        target,
-        label,
-        modes=BOTH_MODES,
-        checks=check_functions(ALL_CHECKS),
-        budget=budget,
-        slot=slot,
-    )
+def test_fortytwo_error_bodies_use_the_envelope(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("ERR-001", label)
 
 
-@requirement("BATCH-015", "SPEC-001", "SPEC-002")
-def test_batch_links_are_stateful(
-    property_schema: BaseSchema, target: Target, budget: Budget, slot: float
-) -> None:
-    _declared(target, "POST /v1/batch")
-    log = run_stateful(property_schema, target=target, budget=budget)
-    assert log.calls > 0, "the state machine sent no request"
+@requirement("ERR-002")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_42ai_error_bodies_use_the_envelope(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("ERR-002", label)
+
+
+@requirement("ERR-005")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_fortytwo_422_bodies_are_validation_errors(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("ERR-005", label)
+
+
+@requirement("ERR-004")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_42ai_422_bodies_are_validation_errors(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("ERR-004", label)
+
+
+@requirement("SPEC-001")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_statuses_content_types_and_headers_are_declared(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("SPEC-001", label)
+
+
+@requirement("SPEC-002")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_2xx_bodies_match_the_spec(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("SPEC-002", label)
+
+
+@requirement("SPEC-003")
+@pytest.mark.parametrize("label", OPERATIONS)
+def test_valid_requests_are_not_rejected(property_runs: PropertyRuns, label: str) -> None:
+    property_runs.verdict("SPEC-003", label)
+
+
+@requirement("BATCH-015")
+def test_batch_links_are_stateful(property_runs: PropertyRuns) -> None:
+    target = property_runs.target
+    if operation(load_spec(target.profile), "POST /v1/batch") is None:
+        disabled(f"the {target.profile} spec declares no POST /v1/batch")
+    if property_runs.clock.slot() <= 0.5:
+        pytest.skip("the property time budget (CONFORM42_PROPERTY_MAX_TIME) was used up")
+    log, failure = run_stateful(property_runs.schema, target=target, budget=property_runs.budget,
+                                pace=property_runs.pace)
+    property_runs.clock.finished_one()
+    if log.batch_ids:
+        drain_batches(property_runs.api, auth_tier(target), log.batch_ids, _DRAIN_S)
+    if failure is not None:
+        raise failure
+    if not log.linked_checks:
+        pytest.skip(f"the scenarios followed no link to a submitted batch ({log.calls} requests sent)")

@@ -231,17 +231,29 @@ def _reply(t: SseTranscript) -> str:
     return "".join(str((_delta(c) or {}).get("content") or "") for c in content_chunks(t))
 
 
+def _finish_reasons(t: SseTranscript) -> list[Any]:
+    return [
+        c["choices"][0].get("finish_reason")
+        for c in content_chunks(t)
+        if isinstance(c["choices"][0], dict) and c["choices"][0].get("finish_reason") is not None
+    ]
+
+
 @requirement("STREAM-011")
 def test_deltas_concatenate_to_reply(api: Api, memo: Memo, target: Target, tier: str) -> None:
-    """The reply is checked for shape (a non-empty string from the deltas, an assistant role and one
-    finish_reason, like a non-streamed message), not for its words: the models are tiny."""
+    """The reply is checked for shape (a non-empty string from the deltas), not for its words. A stream
+    cut off by its token cap (finish_reason "length") may carry no visible text: a reasoning model
+    behind a reasoning parser can spend the cap on hidden reasoning, which judges the model, not the
+    API, so that case passes."""
     t = transcript(api, memo, target, tier)
     reply = _reply(t)
+    if reply.strip() == "" and "length" in _finish_reasons(t):
+        return
     expect(
         reply.strip() != "",
         "the streamed deltas concatenate to an empty reply",
-        expected="non-empty text from delta.content",
-        received=repr(reply),
+        expected='non-empty text from delta.content (or finish_reason "length")',
+        received=f"{reply!r}, finish_reasons {_finish_reasons(t)}",
         response=t.response,
     )
 

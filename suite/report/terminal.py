@@ -99,6 +99,6 @@ def render_summary(report: RunReport, *, width: int = 100, color: bool = False,
         f" in {report.duration_s:.1f} s",
         (f"  [{report.profile} profile, {report.level.upper()} and stronger, {report.target}]", "dim"),
     ))
-    if verdict.label != "CONFORMANT":
+    if verdict.label != "CONFORMANT" or "skip" in verdict.reason:
         console.print(Text(f"  {verdict.reason}", style="dim"))
     return buffer.getvalue()

@@ -927,7 +927,7 @@ def _internal_error() -> Reply:
     return Reply.json_reply(500, {"error": {"message": "Internal server error", "type": "internal_error"}})
 
 
-@fault("err_bad_json_500", "errors", "ERR-003 ERR-006",
+@fault("err_bad_json_500", "errors", "ERR-003 ERR-006 ERR-013",
        "a body that is not valid JSON gets 500 instead of 400")
 def _err_bad_json_500(app: FastAPI) -> ASGIApp:
     def crash(call: Call) -> Reply | None:
@@ -938,7 +938,7 @@ def _err_bad_json_500(app: FastAPI) -> ASGIApp:
     return Rewrite(app, lambda _m, path: path.startswith("/v1/"), request=crash)
 
 
-@fault("err_unknown_role_500", "errors", "ERR-006 ERR-007",
+@fault("err_unknown_role_500", "errors", "ERR-006 ERR-007 ERR-013",
        "a message with a role other than system/user/assistant gets 500 instead of 422")
 def _err_unknown_role_500(app: FastAPI) -> ASGIApp:
     def crash(call: Call) -> Reply | None:

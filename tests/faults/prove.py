@@ -71,9 +71,8 @@ FILTERED_RUN_TIMEOUT_S = 600.0
 #: The suite's per-request timeout (its --timeout): the sim answers in milliseconds, so a stalled stream
 #: or a hanging server is judged in 10 s instead of the default 30 per request.
 REQUEST_TIMEOUT_S = 10.0
-#: The sim engine answers at most 16 tokens; at this delay per token an answer streams for 2.4 s, long
-#: enough for the suite's concurrency tests to hold streams open while they probe (without a delay the
-#: streams end at once and those tests are inconclusive).
+#: At this delay per token a short answer streams for seconds, as on a CPU engine (the zero-delay pass,
+#: ``--sim-token-delay 0``, checks that the concurrency tests also judge a target that answers at once).
 SIM_TOKEN_DELAY_S = 0.15
 
 _running: set[subprocess.Popen[bytes]] = set()
@@ -168,6 +167,9 @@ def suite_command(base_url: str, report_dir: Path, requirements: Iterable[str] =
                "--report", str(report_dir), "--gate", "may"]
     for tier in ("free", "pro", "internal"):
         command += [f"--key-{tier}", keys[tier]]
+    # The fault servers serve the documented IDs in either flavour. Naming them keeps a fault that breaks
+    # GET /v1/models (judged by the MODEL tests) from stopping a fortytwo run at its model discovery.
+    command += ["--chat-model", "42-general", "--embed-model", "42-embed"]
     ids = list(requirements)
     if ids:
         command += ["--requirements", " or ".join(ids)]
@@ -332,19 +334,20 @@ def score(results: Sequence[FaultResult]) -> tuple[dict[str, Score], Score]:
 # ----------------------------------------------------------------------------------------- running
 
 
-def _server_args(profile: str, extra: Sequence[str]) -> list[str]:
-    return ["--flavour", profile, "--sim-token-delay", f"{SIM_TOKEN_DELAY_S:g}", *extra]
+def _server_args(profile: str, extra: Sequence[str], token_delay_s: float = SIM_TOKEN_DELAY_S) -> list[str]:
+    return ["--flavour", profile, "--sim-token-delay", f"{token_delay_s:g}", *extra]
 
 
 def prove_fault(fault: Fault, work_dir: Path, *, requirements_only: bool = False,
-                timeout_s: float | None = None, server_args: Sequence[str] = ()) -> FaultResult:
+                timeout_s: float | None = None, server_args: Sequence[str] = (),
+                token_delay_s: float = SIM_TOKEN_DELAY_S) -> FaultResult:
     """Serve ``fault``, run the suite against it, judge the run. The server is always stopped."""
     report_dir = work_dir / fault.name
     shutil.rmtree(report_dir, ignore_errors=True)
     limit = timeout_s or (FILTERED_RUN_TIMEOUT_S if requirements_only else FULL_RUN_TIMEOUT_S)
     profile = profile_for(fault)
     try:
-        with FaultServer(fault.name, _server_args(profile, server_args)) as server:
+        with FaultServer(fault.name, _server_args(profile, server_args, token_delay_s)) as server:
             run = run_suite(server.base_url, report_dir, timeout_s=limit, profile=profile,
                             requirements=fault.requirements if requirements_only else ())
     except Exception as exc:  # the server did not start: record it, go on with the other faults
@@ -373,13 +376,14 @@ class CleanSummary:
 
 
 def run_clean(count: int, work_dir: Path, *, requirements: Sequence[str] = (), timeout_s: float | None = None,
-              profile: str = "42ai", server_args: Sequence[str] = ()) -> CleanSummary:
+              profile: str = "42ai", server_args: Sequence[str] = (),
+              token_delay_s: float = SIM_TOKEN_DELAY_S) -> CleanSummary:
     """``count`` consecutive suite runs against the clean server (a fresh one each time)."""
     runs = []
     for number in range(1, count + 1):
         report_dir = work_dir / f"clean-{profile}-{number}"
         shutil.rmtree(report_dir, ignore_errors=True)
-        with FaultServer("none", _server_args(profile, server_args)) as server:
+        with FaultServer("none", _server_args(profile, server_args, token_delay_s)) as server:
             runs.append(run_suite(server.base_url, report_dir, requirements=requirements, profile=profile,
                                   timeout_s=timeout_s or FULL_RUN_TIMEOUT_S))
     return CleanSummary(runs)
@@ -387,11 +391,12 @@ def run_clean(count: int, work_dir: Path, *, requirements: Sequence[str] = (), t
 
 def prove(faults: Sequence[Fault], work_dir: Path, *, jobs: int = 2, requirements_only: bool = False,
           timeout_s: float | None = None, progress: Callable[[FaultResult], None] | None = None,
-          ) -> list[FaultResult]:
+          token_delay_s: float = SIM_TOKEN_DELAY_S) -> list[FaultResult]:
     """Prove every fault, ``jobs`` at a time; results in the order of ``faults``."""
 
     def one(fault: Fault) -> FaultResult:
-        result = prove_fault(fault, work_dir, requirements_only=requirements_only, timeout_s=timeout_s)
+        result = prove_fault(fault, work_dir, requirements_only=requirements_only, timeout_s=timeout_s,
+                             token_delay_s=token_delay_s)
         if progress is not None:
             progress(result)
         return result
@@ -467,6 +472,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="profile of the clean runs (default 42ai; faults that break only Fortytwo MUSTs "
                              "are proved under fortytwo)")
     parser.add_argument("--timeout", type=float, help="seconds one suite run may take")
+    parser.add_argument("--sim-token-delay", type=float, default=SIM_TOKEN_DELAY_S, metavar="SECONDS",
+                        help=f"the fault servers' seconds per token (default {SIM_TOKEN_DELAY_S:g}; 0: a "
+                        "target that answers at once, where the limit tests must still judge)")
     parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
                         help=f"per-run report folders and the summary (default {DEFAULT_WORK_DIR})")
     parser.add_argument("--list", action="store_true", help="print the fault catalogue and exit")
@@ -513,8 +521,10 @@ def _main(args: argparse.Namespace) -> int:
         print(f"{result.status:<10} {result.fault} ({result.run.duration_s:.0f} s)", flush=True)
 
     results = prove(faults, work_dir, jobs=args.jobs, requirements_only=args.requirements_only,
-                    timeout_s=args.timeout, progress=progress) if faults else []
-    clean = (run_clean(args.clean_runs, work_dir, timeout_s=args.timeout, profile=args.clean_profile)
+                    timeout_s=args.timeout, progress=progress,
+                    token_delay_s=args.sim_token_delay) if faults else []
+    clean = (run_clean(args.clean_runs, work_dir, timeout_s=args.timeout, profile=args.clean_profile,
+                       token_delay_s=args.sim_token_delay)
              if args.clean_runs else None)
     report = summary(results, clean)
     out = work_dir / "summary.json"

@@ -91,3 +91,63 @@ def test_redacted_settings_hold_no_key(tmp_path):
     redacted = settings.redacted()
     assert "sk-secret-pro" not in repr(redacted)
     assert redacted["keys"] == {"free": "not given", "pro": "given", "internal": "not given"}
+
+
+def test_image_url_defaults_to_the_bundled_png_and_comes_from_each_source(tmp_path):
+    from suite.samples import PNG_DATA_URL
+
+    assert resolve_settings({}, {}, cwd=tmp_path).image_url == PNG_DATA_URL
+    _write(tmp_path, 'image_url = "https://file.example/a.png"\n')
+    assert resolve_settings({}, {}, cwd=tmp_path).image_url == "https://file.example/a.png"
+    env = {"CONFORM42_IMAGE_URL": "http://env.example/b.png"}
+    assert resolve_settings({}, env, cwd=tmp_path).image_url == "http://env.example/b.png"
+    assert resolve_settings({"image_url": "data:image/png;base64,AAAA"}, env,
+                            cwd=tmp_path).image_url == "data:image/png;base64,AAAA"
+
+
+@pytest.mark.parametrize("value", ["/tmp/chart.png", "file:///tmp/chart.png", "ftp://x/a.png", "chart.png"])
+def test_image_url_must_be_data_or_http(tmp_path, value):
+    with pytest.raises(ConfigError, match="--image-url must be a data:, http:// or https:// URL"):
+        resolve_settings({"image_url": value}, {}, cwd=tmp_path)
+
+
+def test_accept_skip_from_repeated_and_comma_separated_options_env_and_file(tmp_path):
+    cli = resolve_settings({"accept_skip": ["LIMIT-001", "limit-002, LIMIT-001"]}, {}, cwd=tmp_path)
+    assert cli.accept_skip == ("LIMIT-001", "LIMIT-002")  # normalised and deduplicated, in order
+    env = resolve_settings({}, {"CONFORM42_ACCEPT_SKIP": "AUTH-001,AUTH-002"}, cwd=tmp_path)
+    assert env.accept_skip == ("AUTH-001", "AUTH-002")
+    _write(tmp_path, 'accept_skip = ["${SKIPPED:-LIMIT-003}"]\n')
+    assert resolve_settings({}, {}, cwd=tmp_path).accept_skip == ("LIMIT-003",)
+    assert resolve_settings({}, {"CONFORM42_ACCEPT_SKIP": ""}, cwd=tmp_path).accept_skip == ("LIMIT-003",)
+
+
+def test_accept_skip_defaults_to_none(tmp_path):
+    assert resolve_settings({}, {}, cwd=tmp_path).accept_skip == ()
+
+
+@pytest.mark.parametrize("value", [["NOPE-001"], ["LIMIT-001,AUTH-999"]])
+def test_unknown_accepted_skip_ids_are_a_config_error(tmp_path, value):
+    with pytest.raises(ConfigError, match=r"--accept-skip: \S+ not in the requirement catalogue"):
+        resolve_settings({"accept_skip": value}, {}, cwd=tmp_path)
+
+
+def test_accept_skip_in_the_file_must_be_ids(tmp_path):
+    _write(tmp_path, "accept_skip = [1, 2]\n")
+    with pytest.raises(ConfigError, match="requirement IDs"):
+        resolve_settings({}, {}, cwd=tmp_path)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("target", "example.com"), ("target", "ftp://example.com"), ("target", "http://"),
+    ("token_url", "auth.example.com/api/token"),
+])
+def test_target_and_token_url_must_be_http_urls(tmp_path, name, value):
+    option = "--" + name.replace("_", "-")
+    with pytest.raises(ConfigError, match=f"{option} must be an http:// or https:// URL"):
+        resolve_settings({name: value}, {}, cwd=tmp_path)
+
+
+def test_redacted_settings_show_the_new_options_without_a_long_data_url(tmp_path):
+    redacted = resolve_settings({"accept_skip": ["LIMIT-001"]}, {}, cwd=tmp_path).redacted()
+    assert redacted["accept_skip"] == ["LIMIT-001"]
+    assert redacted["image_url"].startswith("(data: URL, ")

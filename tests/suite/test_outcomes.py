@@ -117,3 +117,31 @@ def test_a_should_gate_makes_a_failed_should_non_conformant(catalogue):
 def test_an_unknown_gate_is_refused(catalogue):
     with pytest.raises(ValueError, match="gate"):
         decide_verdict([], gate="sometimes")
+
+
+def test_a_skipped_forceable_must_makes_the_run_inconclusive() -> None:
+    from suite.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    selected = [catalogue["AUTH-001"], catalogue["LIMIT-001"]]
+    results = aggregate(selected, [TestResult("a", ("AUTH-001",), Outcome.PASS),
+                                   TestResult("b", ("LIMIT-001",), Outcome.SKIP)])
+    verdict = decide_verdict(results)
+    assert verdict.label == "INCONCLUSIVE" and verdict.exit_code == 2
+    assert "LIMIT-001" in verdict.reason
+    accepted = decide_verdict(results, accepted_skips=("LIMIT-001",))
+    assert accepted.label == "CONFORMANT"
+    assert "accepted" in accepted.reason and "LIMIT-001" in accepted.reason
+
+
+def test_a_skipped_unforceable_must_is_listed_but_does_not_block() -> None:
+    from suite.catalogue import load_catalogue
+
+    catalogue = load_catalogue()
+    assert catalogue["LIMIT-011"].unforceable
+    selected = [catalogue["AUTH-001"], catalogue["LIMIT-011"]]
+    results = aggregate(selected, [TestResult("a", ("AUTH-001",), Outcome.PASS),
+                                   TestResult("b", ("LIMIT-011",), Outcome.SKIP)])
+    verdict = decide_verdict(results)
+    assert verdict.label == "CONFORMANT"
+    assert "LIMIT-011" in verdict.reason

@@ -179,10 +179,18 @@ def test_fortytwo_profile_disables_42ai_tests(run_pytest, tmp_path):
     assert outcomes["test_other_profile"] == "Fail"
 
 
-def test_bad_requirements_expression_is_a_usage_error(run_pytest):
-    result = run_pytest(OUTCOMES_MODULE, UNUSED_TARGET, "--requirements", "AUTH and")
-    assert result.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "conform42: --requirements" in result.stderr
+@pytest.mark.parametrize("args, message", [
+    (("--requirements", "AUTH and"), "conform42: --requirements"),
+    (("--image-url", "file:///etc/passwd"), "conform42: --image-url must be a data:, http:// or https://"),
+    (("--accept-skip", "LIMIT-001,NOPE-001"), "conform42: --accept-skip: NOPE-001 not in the"),
+    (("--target=ftp://x",), "conform42: --target must be an http:// or https:// URL"),
+], ids=["expression", "image-url", "accept-skip", "target-url"])
+def test_bad_setting_is_a_usage_error_exit_2_with_one_line(run_pytest, args, message):
+    result = run_pytest(OUTCOMES_MODULE, UNUSED_TARGET, *args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.startswith(message) and len(result.stderr.strip().splitlines()) == 1
+    assert "CONFORMANT" not in result.stdout and "INCONCLUSIVE" not in result.stdout  # nothing judged
+    assert " passed" not in result.stdout and " failed" not in result.stdout  # and no test ran
 
 
 def test_plugin_is_inert_without_requirement_tests(run_pytest):

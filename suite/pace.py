@@ -1,0 +1,131 @@
+"""The target's generation speed, measured once per session, and the deadlines derived from it.
+
+A fixed request timeout is wrong both ways: 30 s is far too long to notice a hang on a fast server and
+too short for a pipeline of two 200-token steps on a CPU engine that is also running a batch. So the
+session measures one short streamed completion (time to first token, tokens per second) and every
+request that asks for generation gets a deadline proportional to the work it asks for: ``max_tokens``,
+times the steps of a pipeline, times a safety factor for a machine whose other core is busy. The
+configured request timeout (``--timeout``) stays the floor: no deadline is ever shorter.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+__all__ = [
+    "ASSUMED_STEP_TOKENS",
+    "PIPELINE_STEPS",
+    "Pace",
+    "measure_pace",
+]
+
+#: Tokens asked for by the measurement: enough to see the decode speed, cheap on a CPU engine.
+PROBE_TOKENS = 24
+#: A deadline is this many times the expected generation time (a loaded machine, a second client).
+SAFETY_FACTOR = 4.0
+#: Plus this much, for queueing in front of the engine and start-up costs that do not scale.
+SLACK_S = 10.0
+#: 000 documents the pipeline template with two steps (scan, plan).
+PIPELINE_STEPS = 2
+#: A step whose cap the client cannot see (a pipeline step, a batch task) is assumed to generate this many.
+ASSUMED_STEP_TOKENS = 512
+#: When nothing could be measured: a slow engine, so deadlines err on the long side.
+_FALLBACK_TTFT_S = 2.0
+_FALLBACK_TOKENS_PER_S = 5.0
+
+
+@dataclass(frozen=True)
+class Pace:
+    """Generation speed of the target and the configured timeout floor."""
+
+    ttft_s: float = _FALLBACK_TTFT_S
+    tokens_per_s: float = _FALLBACK_TOKENS_PER_S
+    floor_s: float = 30.0
+    measured: bool = False
+    note: str = "not measured"
+
+    def generation_s(self, max_tokens: int, steps: int = 1) -> float:
+        """Expected seconds for ``steps`` sequential generations of ``max_tokens`` each."""
+        return steps * (self.ttft_s + max_tokens / self.tokens_per_s)
+
+    def deadline(self, max_tokens: int | None = None, steps: int = 1) -> float:
+        """Seconds a request for that much generation may take before it counts as unanswered."""
+        tokens = ASSUMED_STEP_TOKENS if max_tokens is None else max(int(max_tokens), 1)
+        return max(self.floor_s, SAFETY_FACTOR * self.generation_s(tokens, steps) + SLACK_S)
+
+    def pipeline_deadline(self) -> float:
+        return self.deadline(None, steps=PIPELINE_STEPS)
+
+    def describe(self) -> str:
+        if not self.measured:
+            return f"target speed not measured ({self.note}); deadlines assume a slow engine"
+        return (
+            f"target speed: first token after {self.ttft_s * 1000:.0f} ms, {self.tokens_per_s:.1f} tokens/s "
+            f"({self.note}); deadline for max_tokens 16: {self.deadline(16):.0f} s, "
+            f"pipeline: {self.pipeline_deadline():.0f} s"
+        )
+
+
+def _content_of(data: str) -> str | None:
+    try:
+        chunk = json.loads(data)
+    except json.JSONDecodeError:
+        return None
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return None
+    delta = choices[0].get("delta")
+    if not isinstance(delta, dict):
+        return None
+    # A reasoning model's first tokens may arrive as reasoning_content: generation all the same.
+    text = delta.get("content") or delta.get("reasoning_content")
+    return text if isinstance(text, str) and text else None
+
+
+def measure_pace(
+    client: httpx.Client,
+    url: str,
+    headers: dict[str, str],
+    model: str,
+    *,
+    floor_s: float,
+) -> Pace:
+    """Stream one short completion and time it; never raises (a failure gives the slow fallback).
+
+    Tokens per second counts content events after the first one over the time they took, so the
+    figure is the decode speed the client sees; TTFT is the time to the first content event.
+    """
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Count from one to fifty in words, separated by commas."}],
+        "max_tokens": PROBE_TOKENS,
+        "stream": True,
+    }
+    started = time.monotonic()
+    stamps: list[float] = []
+    try:
+        with client.stream("POST", url, json=body, headers=headers, timeout=floor_s) as response:
+            if response.status_code != 200:
+                return Pace(floor_s=floor_s, note=f"the measurement was answered HTTP {response.status_code}")
+            for line in response.iter_lines():
+                if time.monotonic() - started > floor_s:
+                    break
+                if line.startswith("data:") and _content_of(line[5:].strip()) is not None:
+                    stamps.append(time.monotonic())
+    except httpx.HTTPError as exc:
+        return Pace(floor_s=floor_s, note=f"the measurement failed: {type(exc).__name__}")
+    if len(stamps) < 3:
+        return Pace(floor_s=floor_s, note=f"the measurement streamed {len(stamps)} content events")
+    decode_s = max(stamps[-1] - stamps[0], 1e-3)
+    return Pace(
+        ttft_s=stamps[0] - started,
+        tokens_per_s=(len(stamps) - 1) / decode_s,
+        floor_s=floor_s,
+        measured=True,
+        note=f"one stream of {len(stamps)} content events, model {model}",
+    )
