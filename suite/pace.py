@@ -10,6 +10,7 @@ configured request timeout (``--timeout``) stays the floor: no deadline is ever 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 #: Tokens asked for by the measurement: enough to see the decode speed, cheap on a CPU engine.
-PROBE_TOKENS = 24
+PROBE_TOKENS = 32
 #: A deadline is this many times the expected generation time (a loaded machine, a second client).
 SAFETY_FACTOR = 4.0
 #: Plus this much, for queueing in front of the engine and start-up costs that do not scale.
@@ -34,6 +35,9 @@ SLACK_S = 10.0
 PIPELINE_STEPS = 2
 #: A step whose cap the client cannot see (a pipeline step, a batch task) is assumed to generate this many.
 ASSUMED_STEP_TOKENS = 512
+#: No derived deadline is longer than this many times the floor (a mismeasured speed must not turn a
+#: hang into an hour's wait).
+CAP_FACTOR = 10.0
 #: When nothing could be measured: a slow engine, so deadlines err on the long side.
 _FALLBACK_TTFT_S = 2.0
 _FALLBACK_TOKENS_PER_S = 5.0
@@ -56,7 +60,8 @@ class Pace:
     def deadline(self, max_tokens: int | None = None, steps: int = 1) -> float:
         """Seconds a request for that much generation may take before it counts as unanswered."""
         tokens = ASSUMED_STEP_TOKENS if max_tokens is None else max(int(max_tokens), 1)
-        return max(self.floor_s, SAFETY_FACTOR * self.generation_s(tokens, steps) + SLACK_S)
+        derived = SAFETY_FACTOR * self.generation_s(tokens, steps) + SLACK_S
+        return max(self.floor_s, min(derived, CAP_FACTOR * self.floor_s))
 
     def pipeline_deadline(self) -> float:
         return self.deadline(None, steps=PIPELINE_STEPS)
@@ -100,12 +105,13 @@ def measure_pace(
     Tokens per second counts content events after the first one over the time they took, so the
     figure is the decode speed the client sees; TTFT is the time to the first content event.
     """
-    body: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": "Count from one to fifty in words, separated by commas."}],
-        "max_tokens": PROBE_TOKENS,
-        "stream": True,
-    }
+    # A long text asked for, so the model does not stop after a few tokens.
+    prompt = "Write a long story about a lighthouse keeper, at least 300 words."
+    messages = [{"role": "user", "content": prompt}]
+    body: dict[str, Any] = {"model": model, "messages": messages, "max_tokens": PROBE_TOKENS, "stream": True}
+    with contextlib.suppress(httpx.HTTPError):
+        # A first request after an engine start is slow (warm-up): not the speed to plan with.
+        client.post(url, json={**body, "max_tokens": 1, "stream": False}, headers=headers, timeout=floor_s)
     started = time.monotonic()
     stamps: list[float] = []
     try:
@@ -119,7 +125,7 @@ def measure_pace(
                     stamps.append(time.monotonic())
     except httpx.HTTPError as exc:
         return Pace(floor_s=floor_s, note=f"the measurement failed: {type(exc).__name__}")
-    if len(stamps) < 3:
+    if len(stamps) < 8:
         return Pace(floor_s=floor_s, note=f"the measurement streamed {len(stamps)} content events")
     decode_s = max(stamps[-1] - stamps[0], 1e-3)
     return Pace(

@@ -245,7 +245,10 @@ def test_every_42ai_error_seen_has_envelope(response_log: ResponseLog) -> None:
 @late
 @requirement("ERR-005")
 def test_every_422_seen_is_validation_error(response_log: ResponseLog) -> None:
-    for response in response_log.with_status(422):
+    seen = response_log.with_status(422)
+    if not seen:
+        pytest.skip("no 422 was seen in this session (a server may answer invalid input with 400)")
+    for response in seen:
         _expect_validation_error(response)
 
 

@@ -1,0 +1,21 @@
+"""Deadlines derived from the target's measured speed (suite.pace)."""
+
+from __future__ import annotations
+
+from suite.pace import CAP_FACTOR, Pace
+
+
+def test_deadline_grows_with_the_work_asked_for() -> None:
+    pace = Pace(ttft_s=0.1, tokens_per_s=40.0, floor_s=30.0, measured=True)
+    assert pace.deadline(8) == 30.0  # short work: the configured floor
+    assert pace.deadline(2000) > pace.deadline(400) > 30.0
+    assert pace.pipeline_deadline() > pace.deadline(512)
+
+
+def test_a_mismeasured_speed_cannot_turn_a_hang_into_an_hour() -> None:
+    pace = Pace(ttft_s=0.5, tokens_per_s=0.5, floor_s=30.0, measured=True)
+    assert pace.pipeline_deadline() == CAP_FACTOR * 30.0
+
+
+def test_unmeasured_pace_says_so() -> None:
+    assert "not measured" in Pace(note="the measurement failed").describe()
