@@ -291,7 +291,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         server = ReferenceServer(
             settings.reference_engine,
             progress=lambda message: _say(config, message),
-            extra_args=("--flavour", settings.profile),
+            # Engines at normal priority: the server's default niceness 10 tunes gateway latency, but on
+            # a shared machine it lets any other busy process starve vLLM (measured: 1 token/s with one
+            # core taken by `yes`), and the verdict must not depend on what else the machine runs.
+            extra_args=("--flavour", settings.profile, "--engine-nice", "0"),
         )
         try:
             state.reference = server.__enter__()

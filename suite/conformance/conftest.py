@@ -121,8 +121,9 @@ def response_log(api: Api) -> ResponseLog:
 
 
 # --------------------------------------------------------------------------- background batches
-#: Longest wait, before a test, for batches submitted earlier to finish.
-BATCH_QUIET_S = 180.0
+#: Longest wait, before a test, for batches submitted earlier to finish (well inside the per-test
+#: timeout, which counts the setup too).
+BATCH_QUIET_S = 60.0
 _TERMINAL = ("completed", "failed", "cancelled", "canceled", "expired")
 
 
