@@ -166,17 +166,8 @@ class Api:
         return request
 
     def _deadline(self, url: str, body: Any) -> float | None:
-        """The derived deadline of a generation request (chat, pipeline), or None for the default."""
-        if self.pace is None:
-            return None
-        path = httpx.URL(url).path
-        if path.endswith("/v1/pipeline"):
-            return self.pace.pipeline_deadline()
-        if path.endswith("/v1/chat/completions") and isinstance(body, dict):
-            caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
-                    if isinstance(v, int) and not isinstance(v, bool) and v > 0]
-            return self.pace.deadline(min(caps) if caps else None)
-        return None
+        """The deadline the work asked for (chat, pipeline), or None before the pace is known."""
+        return None if self.pace is None else self.pace.request_deadline(httpx.URL(url).path, body)
 
     def send(
         self,

@@ -66,6 +66,17 @@ class Pace:
     def pipeline_deadline(self) -> float:
         return self.deadline(None, steps=PIPELINE_STEPS)
 
+    def request_deadline(self, path: str, body: Any, default_tokens: int | None = None) -> float:
+        """The deadline of a request to ``path`` with JSON ``body``: a pipeline's steps, a chat
+        completion's cap (``default_tokens`` when it names none), or the floor for anything else."""
+        if path.endswith("/v1/pipeline"):
+            return self.pipeline_deadline()
+        if path.endswith("/v1/chat/completions") and isinstance(body, dict):
+            caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+                    if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+            return self.deadline(min(caps) if caps else default_tokens)
+        return self.floor_s
+
     def describe(self) -> str:
         if not self.measured:
             return f"target speed not measured ({self.note}); deadlines assume a slow engine"

@@ -419,15 +419,7 @@ class ExchangeLog:
 
 def request_deadline(case: Case, pace: Pace) -> float:
     """Seconds one generated request may take: its generation, the pipeline's steps, or the floor."""
-    path = case.operation.path
-    if path == "/v1/pipeline":
-        return pace.pipeline_deadline()
-    body = case.body if isinstance(case.body, dict) else {}
-    if path == "/v1/chat/completions":
-        caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
-                if isinstance(v, int) and not isinstance(v, bool) and v > 0]
-        return pace.deadline(min(caps) if caps else MAX_TOKENS_CAP)
-    return pace.floor_s
+    return pace.request_deadline(case.operation.path, case.body, default_tokens=MAX_TOKENS_CAP)
 
 
 def _request_of(case: Case, kwargs: dict[str, Any], target: Target) -> httpx.Request:

@@ -19,3 +19,13 @@ def test_a_mismeasured_speed_cannot_turn_a_hang_into_an_hour() -> None:
 
 def test_unmeasured_pace_says_so() -> None:
     assert "not measured" in Pace(note="the measurement failed").describe()
+
+
+def test_request_deadline_reads_the_cap_of_a_chat_body() -> None:
+    pace = Pace(ttft_s=0.1, tokens_per_s=10.0, floor_s=30.0, measured=True)
+    chat = "/v1/chat/completions"
+    both = {"max_tokens": 400, "max_completion_tokens": 200}
+    assert pace.request_deadline(chat, both) == pace.deadline(200)
+    assert pace.request_deadline(chat, {}, default_tokens=8) == pace.deadline(8)
+    assert pace.request_deadline("/v1/pipeline", None) == pace.pipeline_deadline()
+    assert pace.request_deadline("/v1/models", None) == 30.0
