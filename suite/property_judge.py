@@ -199,6 +199,14 @@ def schemathesis_failure(exc: FailureGroup, label: str, response: schemathesis.R
     )
 
 
+def _json_body(response: schemathesis.Response) -> Any:
+    """The decoded body, or None when it is not JSON."""
+    try:
+        return json.loads(response.content)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
 class ExchangeJudge:
     """Applies every judge of the module docstring to one exchange of a property run."""
 
@@ -273,10 +281,7 @@ class ExchangeJudge:
         if self.profile == "fortytwo" and status not in _FORTYTWO_ENVELOPE_STATUSES:
             return  # ERR-001 names these statuses; another one is judged by SPEC-001
         requirement = ENVELOPE[self.profile]
-        try:
-            body = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
+        body = _json_body(response)
         error = body.get("error") if isinstance(body, dict) else None
         if isinstance(error, dict) and isinstance(error.get("message"), str) and isinstance(
             error.get("type"), str
@@ -292,10 +297,7 @@ class ExchangeJudge:
 
     def _validation_body(self, label: str, response: schemathesis.Response) -> None:
         requirement = VALIDATION_BODY[self.profile]
-        try:
-            body = json.loads(response.content)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            body = None
+        body = _json_body(response)
         detail = body.get("detail") if isinstance(body, dict) else None
 
         def item_ok(item: Any) -> bool:
