@@ -16,7 +16,6 @@ Rows in Locust's statistics, per ``<tier> <model> <kind>``:
 
 from __future__ import annotations
 
-import base64
 import json
 import random
 import select
@@ -38,6 +37,7 @@ from loadtests.metrics import stream_timing
 from loadtests.options import HarnessConfig, key_id
 from loadtests.promises import Violation, batch_violation, status_violation
 from loadtests.runtime import STATE
+from suite.token_segments import unverified_claims
 
 __all__ = ["FreeUser", "InternalUser", "OpenLoopUser", "ProUser", "TierUser"]
 
@@ -143,10 +143,9 @@ def _cfg() -> HarnessConfig:
 def _token_lifetime(token: str) -> float | None:
     """exp - iat of a JWT, read without verifying it (the server does that); None if unreadable."""
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        claims = unverified_claims(token)
         return float(claims["exp"]) - float(claims["iat"])
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None
 
 

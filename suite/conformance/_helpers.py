@@ -5,7 +5,6 @@ Nothing here judges a server by itself except through ``suite.checks``; the test
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 import threading
@@ -22,6 +21,7 @@ from suite.http import Api
 from suite.samples import PNG_DATA_URL
 from suite.sse import SseReader
 from suite.target import Target
+from suite.token_segments import b64url_decode, b64url_encode
 
 __all__ = [
     "BATCH",
@@ -157,14 +157,6 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity of two vectors of one length (0.0 when either is all zeros)."""
     norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
     return sum(x * y for x, y in zip(a, b, strict=True)) / norms if norms else 0.0
-
-
-def b64url_encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
 class Memo:

@@ -33,6 +33,7 @@ from reference_server.auth import (
 from reference_server.config import DEMO_KEYS_FILE, ServerConfig
 from reference_server.errors import ApiError, install_error_handlers
 from reference_server.routes import health, token
+from suite.token_segments import b64url_decode, unverified_claims
 
 # 64 bytes: long enough for HS512 too, so the algorithm-swap test raises no key-length warning.
 SECRET = "test-secret-" + "0123456789abcdef" * 4
@@ -99,12 +100,8 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def unb64url(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
 def claims_of(task_token: str) -> dict[str, Any]:
-    return json.loads(unb64url(task_token.split(".")[1]))
+    return unverified_claims(task_token)
 
 
 def assert_401(response: httpx.Response) -> str:
@@ -136,7 +133,7 @@ def test_token_exchange_returns_200_and_a_jwt_living_60_seconds():
     assert set(body) == {"task_token"}
     task_token = body["task_token"]
     assert isinstance(task_token, str) and task_token.count(".") == 2
-    header = json.loads(unb64url(task_token.split(".")[0]))
+    header = json.loads(b64url_decode(task_token.split(".")[0]))
     assert header["alg"] == "HS256"
     claims = claims_of(task_token)
     assert claims["exp"] - claims["iat"] == 60
@@ -218,7 +215,7 @@ def test_raw_api_key_on_protected_route_is_401_pointing_to_token_exchange():
 def test_tampered_tier_claim_with_original_signature_is_401():
     app = make_app(make_auth())
     header, payload, signature = exchange(app, DEMO_KEYS["free"]).split(".")
-    claims = json.loads(unb64url(payload))
+    claims = json.loads(b64url_decode(payload))
     claims["tier"] = "internal"
     forged = ".".join([header, b64url(json.dumps(claims).encode()), signature])
     assert "signature" in assert_401(call(app, "GET", "/v1/whoami", f"Bearer {forged}"))
@@ -227,7 +224,7 @@ def test_tampered_tier_claim_with_original_signature_is_401():
 def test_tampered_exp_claim_with_original_signature_is_401():
     app = make_app(make_auth())
     header, payload, signature = exchange(app, DEMO_KEYS["free"]).split(".")
-    claims = json.loads(unb64url(payload))
+    claims = json.loads(b64url_decode(payload))
     claims["exp"] += 3600
     forged = ".".join([header, b64url(json.dumps(claims).encode()), signature])
     assert_401(call(app, "GET", "/v1/whoami", f"Bearer {forged}"))
