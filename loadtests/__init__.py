@@ -1,8 +1,9 @@
 """conform42 load harness: Locust users per tier, LLM metrics, open-loop load and promise checks.
 
 The package root and the pure modules (``metrics``, ``promises``, ``collector``, ``report``,
-``options``) never import Locust, which monkey-patches the process with gevent on import; the users
-(``users``), hooks (``hooks``) and the locustfile do. Run it with ``python -m loadtests`` or
+``options``, ``stream_parser``, ``tokens``, ``outcomes``) never import Locust, which monkey-patches
+the process with gevent on import; the users (``users``), hooks (``hooks``) and the locustfile do,
+and the calls (``calls``, ``transport``) use gevent. Run it with ``python -m loadtests`` or
 ``locust -f loadtests/locustfile.py`` (loadtests/README.md).
 """
 

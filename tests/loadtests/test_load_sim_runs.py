@@ -81,8 +81,8 @@ def test_over_admission_fault_is_reported_and_exits_non_zero(over_admitting_serv
 def test_master_with_two_workers_aggregates_their_observations(over_admitting_server, tmp_path):
     # Two free users, spread over two workers: the master must see their overlap in the merged data.
     # Streams only, 64 tokens (about 0.3 s each, back to back): with the task mix, the short requests
-    # (embeddings, batch polls) left so little certain in-flight time that a 6 s run sometimes saw no
-    # overlap longer than the 50 ms tolerance (CI, 2026-12-02).
+    # (embeddings, batch polls) leave so little certain in-flight time that a 6 s run can see no
+    # overlap longer than the 50 ms tolerance.
     run = run_harness(
         tmp_path,
         over_admitting_server.base_url,

@@ -13,6 +13,14 @@ import pytest
 from loadtests import rxstamp
 
 
+def _wait_readable(sock: socket.socket, size: int) -> None:
+    """Until ``size`` bytes wait in ``sock`` (peeked, not consumed): loopback delivery may be deferred."""
+    deadline = time.monotonic() + 5.0
+    while len(sock.recv(size, socket.MSG_PEEK)) < size:
+        assert time.monotonic() < deadline, f"{size} bytes never arrived"
+        time.sleep(0.001)  # poll the socket until the bytes are there
+
+
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -43,11 +51,12 @@ def test_the_newest_segment_of_a_read_gives_its_time(pair):
     client, peer = pair
     assert rxstamp.enable(client)
     peer.sendall(b"a\n\n")
-    time.sleep(0.1)
+    _wait_readable(client, 3)
+    time.sleep(0.1)  # the two segments arrive 0.1 s apart
     before_second = time.perf_counter()
     peer.sendall(b"b\n\n")
     after_second = time.perf_counter()
-    time.sleep(0.1)
+    _wait_readable(client, 6)
     data, stamp = rxstamp.recv(client, 65536)
     assert data == b"a\n\nb\n\n"
     # Bounded by the second send itself (the first segment arrived 0.1 s before it).
@@ -57,7 +66,7 @@ def test_the_newest_segment_of_a_read_gives_its_time(pair):
 def test_without_a_kernel_stamp_the_read_time_is_used(pair):
     client, peer = pair  # timestamps never enabled: recvmsg brings no ancillary data
     peer.sendall(b"x")
-    time.sleep(0.1)
+    _wait_readable(client, 1)
     before = time.perf_counter()
     data, stamp = rxstamp.recv(client, 65536)
     assert data == b"x"
