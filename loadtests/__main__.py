@@ -15,9 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtests.options import HARNESS_OPTIONS
+
 __all__ = ["build_argv", "main"]
 
 LOCUSTFILE = Path(__file__).resolve().with_name("locustfile.py")
+_USER_COUNT_OPTIONS = ("free_users", "pro_users", "internal_users", "open_loop_rate")
 _PREFACE = """\
 python -m loadtests: the conform42 LLM load harness (Locust, headless by default).
 
@@ -39,12 +42,10 @@ def _has(argv: Sequence[str], *flags: str) -> bool:
 def _users(argv: Sequence[str]) -> int:
     """The number of users the tier options ask for (the harness options, environment or defaults)."""
     p = argparse.ArgumentParser(add_help=False)
-    for tier, default in (("free", 3), ("pro", 4), ("internal", 2)):
-        env = os.environ.get(f"LOCUST_{tier.upper()}_USERS")
-        p.add_argument(f"--{tier}-users", type=int, default=int(env) if env else default)
-    p.add_argument(
-        "--open-loop-rate", type=float, default=float(os.environ.get("LOCUST_OPEN_LOOP_RATE", "0"))
-    )
+    for option in HARNESS_OPTIONS:
+        if option.name in _USER_COUNT_OPTIONS:
+            env, parse = os.environ.get(option.env), option.parse or str
+            p.add_argument(option.flag_name, type=parse, default=parse(env) if env else option.default)
     known, _ = p.parse_known_args(list(argv))
     total: int = known.free_users + known.pro_users + known.internal_users
     return max(1, total + (1 if known.open_loop_rate > 0 else 0))

@@ -1,9 +1,12 @@
-"""The run's settings, from three sources: command line > environment > ``conform42.toml``.
+"""The run's settings, from three sources: command line > environment > ``conform42.toml`` > default.
 
-The file is found with ``--conform42-config FILE`` (env ``CONFORM42_CONFIG``) or as ``conform42.toml`` in
-the working directory. Its string values may name environment variables as ``${NAME}`` (an unset
-variable is an error, so a typo cannot silently turn into "no target") or ``${NAME:-default}``
-(``${NAME:-}``: empty when unset, e.g. for an optional tier key). Example::
+Which settings exist, their environment variables, file keys, defaults and checks are the option
+table's (``suite.options``); this module reads the file and merges the sources.
+
+The file is found with ``--config FILE`` (pytest: ``--conform42-config``; env ``CONFORM42_CONFIG``) or
+as ``conform42.toml`` in the working directory. Its string values may name environment variables as
+``${NAME}`` (an unset variable is an error, so a typo cannot silently turn into "no target") or
+``${NAME:-default}`` (``${NAME:-}``: empty when unset, e.g. for an optional tier key). Example::
 
     target = "https://api.example.com"
     token_url = "https://auth.example.com"
@@ -24,20 +27,21 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from suite.catalogue import load_catalogue
-from suite.samples import PNG_DATA_URL
-from suite.target import PROFILE_NAMES, TIERS
+from suite.option_values import ENGINES, IMAGE_URL_SCHEMES, LEVEL_NAMES, ConfigError
+from suite.options import CONFIG, SETTING_OPTIONS, Option
+from suite.target import TIERS
 
 __all__ = [
     "CONFIG_FILE_NAME",
     "ENGINES",
+    "FILE_KEYS",
     "IMAGE_URL_SCHEMES",
+    "LEVEL_NAMES",
     "ConfigError",
     "Settings",
     "load_file",
@@ -46,41 +50,37 @@ __all__ = [
 ]
 
 CONFIG_FILE_NAME = "conform42.toml"
-ENGINES = ("vllm", "sim")
-LEVEL_NAMES = ("must", "should", "may")
-DEFAULT_REQUEST_TIMEOUT_S = 30.0
-#: What ``--image-url`` may be: inline data, or a URL the target fetches itself.
-IMAGE_URL_SCHEMES = ("data:", "http://", "https://")
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class ConfigError(ValueError):
-    """A setting is missing, malformed or names an unset environment variable; the message says which."""
+def _default(name: str) -> Any:
+    """The default of the setting the option table stores in the ``Settings`` field ``name``."""
+    return next(o.default for o in SETTING_OPTIONS if o.field == name)
 
 
 @dataclass(frozen=True)
 class Settings:
     """Everything the plugin needs to know about the run, secrets included (see ``redacted``)."""
 
-    target: str | None = None
-    token_url: str | None = None
-    profile: str = "42ai"
+    target: str | None = _default("target")
+    token_url: str | None = _default("token_url")
+    profile: str = _default("profile")
     keys: Mapping[str, str] = field(default_factory=dict)
-    level: str = "may"
+    level: str = _default("level")
     #: The weakest level whose failures make the run NON-CONFORMANT.
-    gate: str = "must"
-    requirements: str | None = None
-    report_dir: Path | None = None
-    request_timeout: float = DEFAULT_REQUEST_TIMEOUT_S
-    chat_model: str | None = None
-    embed_model: str | None = None
-    reference_engine: str = "vllm"
+    gate: str = _default("gate")
+    requirements: str | None = _default("requirements")
+    report_dir: Path | None = _default("report_dir")  # noqa: RUF009 (None: one shared value is safe)
+    request_timeout: float = _default("request_timeout")
+    chat_model: str | None = _default("chat_model")
+    embed_model: str | None = _default("embed_model")
+    reference_engine: str = _default("reference_engine")
     config_file: Path | None = None
     #: The image the vision and pipeline tests send (``--image-url``).
-    image_url: str = PNG_DATA_URL
+    image_url: str = _default("image_url")
     #: Requirement IDs whose Skip the verdict accepts (``--accept-skip``), checked against the catalogue.
-    accept_skip: tuple[str, ...] = ()
+    accept_skip: tuple[str, ...] = _default("accept_skip")
 
     def redacted(self) -> dict[str, Any]:
         """The settings for a report: keys appear only as which tiers were given."""
@@ -130,10 +130,6 @@ def _substitute_all(data: Any, env: Mapping[str, str], where: str) -> Any:
     return data
 
 
-_FILE_KEYS = {"target", "token_url", "profile", "keys", "level", "gate", "requirements", "report",
-              "request_timeout", "chat_model", "embed_model", "reference_engine", "image_url", "accept_skip"}
-
-
 def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
     """Read a ``conform42.toml`` into a flat mapping (``keys`` stays a table), variables substituted."""
     try:
@@ -142,10 +138,10 @@ def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(raw) - _FILE_KEYS)
+    unknown = sorted(set(raw) - FILE_KEYS)
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(_FILE_KEYS))})")
+                          f"(known: {', '.join(sorted(FILE_KEYS))})")
     data: dict[str, Any] = _substitute_all(raw, env, str(path))
     keys = data.get("keys", {})
     if not isinstance(keys, dict) or set(keys) - set(TIERS):
@@ -154,7 +150,7 @@ def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def _find_file(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path | None:
-    named = explicit or env.get("CONFORM42_CONFIG")
+    named = explicit or (env.get(CONFIG.env) if CONFIG.env else None)
     if named:
         path = Path(named)
         if not path.is_file():
@@ -164,54 +160,27 @@ def _find_file(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path 
     return default if default.is_file() else None
 
 
-def _float(value: Any, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number of seconds, not {value!r}") from None
-    if number <= 0:
-        raise ConfigError(f"{name} must be > 0, not {value!r}")
-    return number
+#: The top-level keys of ``conform42.toml`` (``keys`` is the table of the tiers' API keys).
+FILE_KEYS = frozenset(o.toml.split(".")[0] for o in SETTING_OPTIONS if o.toml)
 
 
-def _choice(value: str, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
-    return value
-
-
-def _http_url(value: str | None, option: str) -> str | None:
-    """``value`` if it is an http(s) URL with a host; the run would only fail later, less clearly."""
-    if value is None:
+def _file_value(file: Mapping[str, Any], key: str | None) -> Any:
+    if key is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{option} must be an http:// or https:// URL, not {value!r}")
-    return value
+    table, _, name = key.rpartition(".")
+    holder = file.get(table, {}) if table else file
+    return holder.get(name) if isinstance(holder, Mapping) else None
 
 
-def _image_url(value: str | None) -> str:
-    if value is None:
-        return PNG_DATA_URL
-    if not value.lower().startswith(IMAGE_URL_SCHEMES):
-        raise ConfigError(f"--image-url must be a data:, http:// or https:// URL, not {value[:80]!r}")
-    return value
-
-
-def _accept_skip(value: Any) -> tuple[str, ...]:
-    """Requirement IDs from a list (repeated option, TOML array) and/or comma-separated strings."""
-    if value is None:
-        return ()
-    items = value if isinstance(value, list | tuple) else [value]
-    if not all(isinstance(item, str) for item in items):
-        raise ConfigError(f"accept_skip must be requirement IDs (strings), not {value!r}")
-    ids = [part.strip().upper() for item in items for part in item.split(",") if part.strip()]
-    catalogue = load_catalogue()
-    unknown = [i for i in ids if i not in catalogue]
-    if unknown:
-        raise ConfigError(f"--accept-skip: {', '.join(unknown)} not in the requirement catalogue "
-                          "(see `conform42 requirements`)")
-    return tuple(dict.fromkeys(ids))
+def _pick(option: Option, cli: Mapping[str, Any], env: Mapping[str, str], file: Mapping[str, Any]) -> Any:
+    """The command line, then the environment (empty counts as unset), then the file; None if none."""
+    value = cli.get(option.name)
+    if value is not None and not (option.secret and value == ""):
+        return value
+    if option.env and env.get(option.env):
+        return env[option.env]
+    value = _file_value(file, option.toml)
+    return value if value not in ("", None) else None
 
 
 def resolve_settings(
@@ -220,50 +189,21 @@ def resolve_settings(
     *,
     cwd: Path | None = None,
 ) -> Settings:
-    """Merge the sources. ``cli`` holds option values by setting name (None: not given on the command
-    line), plus ``config`` for ``--conform42-config``, ``key_<tier>`` for the keys and ``accept_skip`` as
-    a list of IDs or comma-separated IDs."""
+    """Merge the sources. ``cli`` holds command-line values by option name (``suite.options``; None: not
+    given), e.g. ``config`` for ``--config``, ``key_<tier>`` for the keys and ``accept_skip`` as a list of
+    IDs or comma-separated IDs."""
     env = os.environ if env is None else env
-    path = _find_file(cli.get("config"), env, cwd or Path.cwd())
+    path = _find_file(cli.get(CONFIG.name), env, cwd or Path.cwd())
     file = load_file(path, env) if path else {}
-
-    def pick(name: str, env_name: str, file_name: str | None = None) -> Any:
-        """CLI, then environment (empty counts as unset), then the file."""
-        if cli.get(name) is not None:
-            return cli[name]
-        if env.get(env_name):
-            return env[env_name]
-        value = file.get(file_name or name)
-        return value if value not in ("", None) else None
-
-    keys: dict[str, str] = {}
-    file_keys: dict[str, Any] = file.get("keys", {})
-    for tier in TIERS:
-        key = cli.get(f"key_{tier}") or env.get(f"CONFORM42_KEY_{tier.upper()}") or file_keys.get(tier)
-        if key:
-            keys[tier] = str(key)
-
-    timeout = pick("request_timeout", "CONFORM42_TIMEOUT")
-    # A repeated option gives a list; an empty one counts as not given, like an unset variable.
-    accept_skip = pick("accept_skip", "CONFORM42_ACCEPT_SKIP") or None
-    report = pick("report_dir", "CONFORM42_REPORT", "report")
-    to_str: Callable[[Any], str | None] = lambda v: None if v is None else str(v)  # noqa: E731
-    return Settings(
-        target=_http_url(to_str(pick("target", "CONFORM42_TARGET")), "--target"),
-        token_url=_http_url(to_str(pick("token_url", "CONFORM42_TOKEN_URL")), "--token-url"),
-        profile=_choice(str(pick("profile", "CONFORM42_PROFILE") or "42ai"), "profile", PROFILE_NAMES),
-        keys=keys,
-        level=_choice(str(pick("level", "CONFORM42_LEVEL") or "may").lower(), "level", LEVEL_NAMES),
-        gate=_choice(str(pick("gate", "CONFORM42_GATE") or "must").lower(), "gate", LEVEL_NAMES),
-        requirements=to_str(pick("requirements", "CONFORM42_REQUIREMENTS")),
-        report_dir=Path(report) if report else None,
-        request_timeout=_float(timeout, "request timeout") if timeout is not None
-        else DEFAULT_REQUEST_TIMEOUT_S,
-        chat_model=to_str(pick("chat_model", "CONFORM42_CHAT_MODEL")),
-        embed_model=to_str(pick("embed_model", "CONFORM42_EMBED_MODEL")),
-        reference_engine=_choice(str(pick("reference_engine", "CONFORM42_REFERENCE_ENGINE") or "vllm"),
-                                 "reference engine", ENGINES),
-        config_file=path,
-        image_url=_image_url(to_str(pick("image_url", "CONFORM42_IMAGE_URL"))),
-        accept_skip=_accept_skip(accept_skip),
-    )
+    fields: dict[str, Any] = {}
+    for option in SETTING_OPTIONS:
+        if option.field is None:
+            continue
+        raw = _pick(option, cli, env, file)
+        value = option.default if raw is None else option.convert(raw)
+        mapping, _, entry = option.field.rpartition(".")
+        if not mapping:
+            fields[entry] = value
+        elif value is not None:  # a mapping holds only what was given, e.g. the keys of some tiers
+            fields.setdefault(mapping, {})[entry] = value
+    return Settings(**fields, config_file=path)

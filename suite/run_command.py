@@ -21,33 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from suite.catalogue import CatalogueError
-from suite.config import ENGINES, LEVEL_NAMES, ConfigError, resolve_settings
+from suite.config import ConfigError, resolve_settings
+from suite.options import CLI_OPTIONS, COMPACT, add_run_options, child_arguments, child_environment
 from suite.outcomes import EXIT_SUITE_ERROR
 from suite.selection import SelectionError, parse_filter
-from suite.target import PROFILE_NAMES, TIERS
 
 __all__ = ["CONFORMANCE_PACKAGE", "add_run_parser", "build_pytest_command", "run"]
 
 CONFORMANCE_PACKAGE = "suite.conformance"
-DEFAULT_TEST_TIMEOUT_S = 120.0
-DEFAULT_SESSION_TIMEOUT_S = 3600.0
 # The child gets this long beyond its own session watchdog (reference start-up, report writing).
 _CHILD_MARGIN_S = 600.0
 _INI = "[pytest]\n# conform42 run: deliberately empty, so no project's pytest settings apply.\n"
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, not {text}")
-    return value
-
-
 def add_run_parser(commands: Any) -> None:
-    """Add ``run`` to the ``conform42`` sub-command parsers."""
+    """Add ``run`` to the ``conform42`` sub-command parsers (its options: ``suite.options``)."""
     run_parser: argparse.ArgumentParser = commands.add_parser(
         "run",
         help="run the conformance suite against a target (default: the bundled reference server)",
@@ -55,43 +43,12 @@ def add_run_parser(commands: Any) -> None:
                     "Exit codes: 0 conformant, 1 non-conformant, 2 usage error, unreachable target or "
                     "inconclusive. Arguments after `--` go to pytest.",
     )
-    add = run_parser.add_argument
-    add("--target", metavar="URL", help="base URL of the server under test (env CONFORM42_TARGET)")
-    add("--token-url", metavar="URL",
-        help="where POST /api/token lives if not on the target: the host's base URL or the full "
-             "endpoint (https://HOST/api/token) (env CONFORM42_TOKEN_URL)")
-    add("--profile", choices=PROFILE_NAMES, help="API the target implements (default 42ai)")
-    for tier in TIERS:
-        add(f"--key-{tier}", metavar="KEY",
-            help=f"API key of the {tier} tier (better: env CONFORM42_KEY_{tier.upper()}); "
-                 "without it the tier's tests are Disabled")
-    add("--level", type=str.lower, choices=LEVEL_NAMES,
-        help="run requirements of this level and stronger (default may: all)")
-    add("--gate", type=str.lower, choices=LEVEL_NAMES,
-        help="failures of this level and stronger make the run NON-CONFORMANT (default must)")
-    add("--requirements", "-k", metavar="EXPR", help='which requirements, e.g. "AUTH or STREAM-003"')
-    add("--report", metavar="DIR", help="write junit.xml, results.json and report.html into DIR")
-    add("--timeout", type=_positive, metavar="S", help="seconds a request may take (default 30)")
-    add("--test-timeout", type=_positive, default=DEFAULT_TEST_TIMEOUT_S, metavar="S",
-        help=f"seconds a test may take; a test over it fails (default {DEFAULT_TEST_TIMEOUT_S:g})")
-    add("--session-timeout", type=_positive, default=DEFAULT_SESSION_TIMEOUT_S, metavar="S",
-        help=f"seconds the whole run may take (default {DEFAULT_SESSION_TIMEOUT_S:g})")
-    add("--chat-model", metavar="ID", help="chat model (default 42-general; fortytwo: discovered)")
-    add("--embed-model", metavar="ID", help="embedding model (default 42-embed; fortytwo: discovered)")
-    add("--reference-engine", choices=ENGINES,
-        help="engine of the bundled reference server when no --target (default vllm)")
-    add("--image-url", metavar="URL",
-        help="image the vision and pipeline tests send: data:, http:// or https:// (env "
-             "CONFORM42_IMAGE_URL; default a small PNG as a data: URL)")
-    add("--accept-skip", action="append", metavar="ID",
-        help="a requirement whose Skip the verdict accepts (repeatable or comma-separated; env "
-             "CONFORM42_ACCEPT_SKIP)")
-    add("--config", metavar="FILE", help="settings file (default ./conform42.toml if present)")
-    add("-x", "--exitfirst", action="store_true", help="stop after the first failing test")
-    add("--maxfail", type=int, metavar="N", help="stop after N failing tests")
-    add("-v", "--verbose", action="count", default=0, help="list every test (-vv: with tracebacks)")
-    add("--tests", nargs="+", metavar="PATH", help=argparse.SUPPRESS)  # suite development: other tests
+    add_run_options(run_parser)
     run_parser.set_defaults(handler=run)
+
+
+def _values(args: argparse.Namespace) -> dict[str, Any]:
+    return {option.name: getattr(args, option.name, None) for option in CLI_OPTIONS}
 
 
 def _package_dir(name: str) -> Path:
@@ -112,35 +69,16 @@ def build_pytest_command(args: argparse.Namespace, ini: Path) -> list[str]:
         selection = ["--pyargs", CONFORMANCE_PACKAGE]
     command = [sys.executable, "-m", "pytest", *selection,
                "-c", str(ini), "--rootdir", str(base), "--confcutdir", str(base),
-               "-p", "no:cacheprovider", "--disable-warnings", "-rN", "-o", "console_output_style=classic",
-               "-o", f"timeout={args.test_timeout:g}", "--session-timeout", f"{args.session_timeout:g}"]
-    command += ["-v"] * args.verbose if args.verbose else ["-qq", "--conform42-compact"]
+               "-p", "no:cacheprovider", "--disable-warnings", "-rN", "-o", "console_output_style=classic"]
+    command += ["-v"] * args.verbose if args.verbose else ["-qq", COMPACT.pytest_spellings[0]]
     command.append("--tb=short" if args.verbose > 1 else "--tb=no")
-    if args.exitfirst:
-        command.append("-x")
-    if args.maxfail is not None:
-        command += ["--maxfail", str(args.maxfail)]
-    options = {"--target": args.target, "--token-url": args.token_url, "--profile": args.profile,
-               "--level": args.level, "--gate": args.gate, "--requirements": args.requirements,
-               "--report": args.report,
-               "--request-timeout": args.timeout, "--chat-model": args.chat_model,
-               "--embed-model": args.embed_model, "--reference-engine": args.reference_engine,
-               "--image-url": args.image_url,
-               "--conform42-config": str(Path(args.config).resolve()) if args.config else None}
-    for option, value in options.items():
-        if value is not None:
-            command += [option, str(value)]
-    for requirement_id in args.accept_skip or ():
-        command += ["--accept-skip", requirement_id]
+    command += child_arguments(_values(args))
     return [*command, *getattr(args, "pytest_args", [])]
 
 
 def _child_env(args: argparse.Namespace) -> dict[str, str]:
     env = dict(os.environ)
-    for tier in TIERS:
-        key = getattr(args, f"key_{tier}")
-        if key:
-            env[f"CONFORM42_KEY_{tier.upper()}"] = key
+    env.update(child_environment(_values(args)))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -152,14 +90,7 @@ def _validate(args: argparse.Namespace) -> None:
     to one line, without pytest's start-up around it. URLs, the image URL and the accepted skips are
     checked by ``resolve_settings`` itself, so plain ``pytest`` gets the same checks.
     """
-    cli = {"target": args.target, "token_url": args.token_url, "profile": args.profile, "level": args.level,
-           "gate": args.gate,
-           "requirements": args.requirements, "report_dir": args.report, "request_timeout": args.timeout,
-           "chat_model": args.chat_model, "embed_model": args.embed_model,
-           "reference_engine": args.reference_engine, "config": args.config,
-           "image_url": args.image_url, "accept_skip": args.accept_skip}
-    cli.update({f"key_{t}": getattr(args, f"key_{t}") for t in TIERS})
-    settings = resolve_settings(cli)
+    settings = resolve_settings(_values(args))
     parse_filter(settings.requirements)
 
 

@@ -107,7 +107,8 @@ def test_new_options_reach_the_pytest_child(tmp_path):
     args = argparse.Namespace(
         tests=None, test_timeout=120.0, session_timeout=3600.0, verbose=0, exitfirst=False, maxfail=None,
         target="http://t", token_url=None, profile=None, level=None, gate=None, requirements=None,
-        report=None, timeout=None, chat_model=None, embed_model=None, reference_engine=None, config=None,
+        report_dir=None, request_timeout=None, chat_model=None, embed_model=None, reference_engine=None,
+        config=None,
         image_url="https://example.com/a.png", accept_skip=["LIMIT-001", "LIMIT-002,LIMIT-003"])
     command = build_pytest_command(args, tmp_path / "pytest.ini")
     assert command[command.index("--image-url") + 1] == "https://example.com/a.png"

@@ -1,0 +1,167 @@
+"""The option table (``suite.options``) drives every consumer: ``conform42 run``'s parser, the plugin's
+pytest options, the child's command line and environment, and ``resolve_settings``.
+
+Each test walks the whole table, so an option added as one entry is checked without a new test; an
+option whose checks reject the generic sample value gets one in ``SAMPLES``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from suite.config import FILE_KEYS, Settings, resolve_settings
+from suite.options import (
+    CLI_OPTIONS,
+    OPTIONS,
+    PYTEST_OPTIONS,
+    SETTING_OPTIONS,
+    Option,
+    add_pytest_options,
+    child_environment,
+    pytest_values,
+)
+from suite.run_command import add_run_parser, build_pytest_command
+
+#: Command-line words the options' checks accept where the generic sample would not do.
+SAMPLES = {
+    "target": "http://target.example",
+    "token_url": "https://auth.example/api/token",
+    "request_timeout": "7",
+    "image_url": "https://img.example/chart.png",
+    "accept_skip": "LIMIT-001",
+}
+
+
+def _sample(option: Option) -> str:
+    if option.name in SAMPLES:
+        return SAMPLES[option.name]
+    if option.choices:
+        return next(choice for choice in option.choices if choice != option.default)
+    return f"sample-{option.name}"
+
+
+def _run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser()
+    add_run_parser(parser.add_subparsers())
+    return parser
+
+
+def _run_help() -> str:
+    commands = argparse.ArgumentParser().add_subparsers()
+    add_run_parser(commands)
+    return str(commands.choices["run"].format_help())
+
+
+def _every_setting_on_the_command_line(config_file: Path) -> list[str]:
+    argv = ["run"]
+    for option in SETTING_OPTIONS:
+        argv += [option.flags[0], str(config_file) if option.name == "config" else _sample(option)]
+    return argv
+
+
+class _PytestLike:
+    """What ``add_pytest_options`` needs of a pytest option group, on a plain argparse parser."""
+
+    def __init__(self) -> None:
+        self.parser = argparse.ArgumentParser()
+        self.dests: dict[str, str] = {}
+
+    def addoption(self, *flags: str, **kwargs: Any) -> None:
+        action = self.parser.add_argument(*flags, **kwargs)
+        self.dests.update(dict.fromkeys(flags, action.dest))
+
+
+def _field(settings: Settings, option: Option) -> Any:
+    assert option.field is not None
+    mapping, _, name = option.field.rpartition(".")
+    return getattr(settings, mapping)[name] if mapping else getattr(settings, name)
+
+
+def test_every_run_option_is_on_the_conform42_run_parser():
+    args = _run_parser().parse_args(["run"])
+    for option in CLI_OPTIONS:
+        assert hasattr(args, option.name), option.name
+    help_text = _run_help()
+    for option in CLI_OPTIONS:
+        if not option.hidden:
+            for flag in (*option.flags, *option.aliases):
+                assert flag in help_text, flag
+
+
+def test_every_plugin_option_is_a_pytest_option_of_this_run(pytestconfig):
+    # The plugin is loaded in this run too (entry point pytest11): getoption fails on an unknown name.
+    values = pytest_values(pytestconfig.getoption)
+    assert set(values) == {o.name for o in PYTEST_OPTIONS}
+    for option in PYTEST_OPTIONS:
+        expected = None if option.scope == "setting" else option.default
+        assert values[option.name] == expected, option.name
+
+
+def test_aliases_reach_the_canonical_option():
+    args = _run_parser().parse_args(["run", "--request-timeout", "5", "--conform42-config", "c.toml"])
+    assert (args.request_timeout, args.config) == (5.0, "c.toml")
+    args = _run_parser().parse_args(["run", "--timeout", "6", "--config", "d.toml", "-k", "AUTH"])
+    assert (args.request_timeout, args.config, args.requirements) == (6.0, "d.toml", "AUTH")
+
+
+def test_settings_round_trip_through_the_child_command_line(tmp_path):
+    config_file = tmp_path / "given.toml"
+    config_file.write_text("", encoding="utf-8")
+    args = _run_parser().parse_args(_every_setting_on_the_command_line(config_file))
+    in_parent = resolve_settings(vars(args), {}, cwd=tmp_path)
+
+    command = build_pytest_command(args, tmp_path / "pytest.ini")
+    child = _PytestLike()
+    add_pytest_options(child)
+    parsed, _ = child.parser.parse_known_args(command)
+    cli = pytest_values(lambda flag: getattr(parsed, child.dests[flag]))
+    env = child_environment(vars(args))
+    in_child = resolve_settings(cli, env, cwd=tmp_path)
+
+    assert in_child == in_parent
+    for option in SETTING_OPTIONS:
+        if option.secret:
+            assert _sample(option) not in command, f"{option.name} must not be on the command line"
+            assert env[option.env or ""] == _sample(option)
+        if option.field is not None:
+            assert _field(in_parent, option) != option.default, f"{option.name} kept its default"
+    assert in_parent.config_file == config_file
+
+
+@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.env and o.field],
+                         ids=lambda o: o.name)
+def test_an_environment_variable_overrides_the_default(tmp_path, option):
+    assert option.env is not None
+    settings = resolve_settings({}, {option.env: _sample(option)}, cwd=tmp_path)
+    assert _field(settings, option) == option.convert(_sample(option)) != option.default
+
+
+@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.toml and o.field],
+                         ids=lambda o: o.name)
+def test_a_file_key_overrides_the_default(tmp_path, option):
+    assert option.toml is not None
+    table, _, key = option.toml.rpartition(".")
+    line = f'{key} = "{_sample(option)}"\n'
+    (tmp_path / "conform42.toml").write_text(f"[{table}]\n{line}" if table else line, encoding="utf-8")
+    from_file = resolve_settings({}, {}, cwd=tmp_path)
+    assert _field(from_file, option) == option.convert(_sample(option)) != option.default
+
+
+def test_the_file_knows_exactly_the_table_keys():
+    assert {o.toml.split(".")[0] for o in SETTING_OPTIONS if o.toml} == FILE_KEYS
+    assert "keys" in FILE_KEYS and "report" in FILE_KEYS
+
+
+def test_the_table_has_one_entry_per_name_and_spelling():
+    names = [o.name for o in OPTIONS]
+    assert len(names) == len(set(names))
+    cli_flags = [f for o in CLI_OPTIONS for f in (*o.flags, *o.aliases)]
+    assert len(cli_flags) == len(set(cli_flags))
+    pytest_flags = [f for o in PYTEST_OPTIONS for f in o.pytest_spellings]
+    assert len(pytest_flags) == len(set(pytest_flags))
+    # Spellings pytest itself or pytest-timeout own never reach the plugin.
+    assert not {"-k", "--timeout", "--config"} & set(pytest_flags)
