@@ -20,19 +20,8 @@ import pytest
 
 from suite.checks import disabled, expect, expect_envelope, expect_retry_after, expect_status, fail
 from suite.conformance._burst import BurstResult, burst
-from suite.conformance._helpers import (
-    CHAT,
-    EMBED,
-    MODELS,
-    Memo,
-    Probe,
-    StreamHold,
-    chat_body,
-    holding,
-    late,
-    probe_while_held,
-    wait_admitted,
-)
+from suite.conformance._helpers import CHAT, EMBED, MODELS, Memo, chat_body, late
+from suite.conformance._streams import Probe, StreamHold, holding, probe_while_held, wait_admitted
 from suite.conformance.conftest import ResponseLog
 from suite.http import Api
 from suite.markers import requirement
