@@ -108,7 +108,7 @@ EXPECTED: dict[str, str] = {
     # Error" for a request the server rejects; the one rule on what the server must not answer is that a
     # client's mistake is no 500 "Internal server error". So ERR-006 (never a 5xx) must Pass; the
     # leniency is charged to the SHOULDs ERR-007, ERR-013 and ERR-014 (not pinned here). A suite that
-    # again fails ERR-006 on a 200 (it did before issue 12) asks more than the documents say.
+    # fails ERR-006 on a 200 asks more than the documents say.
     "ERR-006": "Pass",
     # ---- sdk ----------------------------------------------------------------------------------------
     "SDK-001": "Pass",
