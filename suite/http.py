@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from suite.checks import ConformanceFailure, TargetUnreachable, TokenExchangeFailed
-from suite.pace import Pace
+from suite.pace import Pace, measure_pace
 from suite.target import TOKEN_PATH, Target
 
 __all__ = ["TOKEN_PATH", "Api", "task_token"]
@@ -85,6 +85,21 @@ class Api:
         """The last request this thread sent (for "Reproduce with:")."""
         request: httpx.Request | None = getattr(self._local, "request", None)
         return request
+
+    def on_response(self, hook: Callable[[httpx.Response], None]) -> None:
+        """Call ``hook`` with every response this client receives, a streamed one as soon as its headers
+        are in (httpx's response event hook): for observers of the whole session, such as a log of every
+        error answer, that must see what each test's own requests got."""
+        self._client.event_hooks["response"].append(hook)
+
+    def measure_pace(self, headers: Mapping[str, str]) -> Pace:
+        """Time one streamed chat completion sent with ``headers`` (``suite.pace.measure_pace``).
+
+        It goes out on this client's connections with the fixed timeout as its deadline: the deadlines
+        that follow ``max_tokens`` are derived from what it measures.
+        """
+        return measure_pace(self._client, self.target.base_url + "/v1/chat/completions", dict(headers),
+                            self.target.chat_model, floor_s=self.target.timeout)
 
     def close(self) -> None:
         self._client.close()

@@ -1,26 +1,18 @@
 """Start the bundled reference server as a child process when a run names no target.
 
 The suite never imports ``reference_server`` (ARCHITECTURE.md): it runs ``python -m reference_server``
-on a free port, polls ``GET /health`` with a deadline (vLLM needs about 45 s on two cores, so progress is
-reported), fails fast with the log tail if the process exits, and stops it with SIGTERM, then SIGKILL
-of its whole process group. Output goes to files, never pipes, so a chatty server cannot block.
+under ``suite.process.ServerSupervisor`` (free port, ``GET /health`` polled with a deadline, the log tail
+at once if the process exits, SIGTERM then SIGKILL of its whole process group). vLLM needs about 45 s
+on two cores to start, so progress is reported.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-import httpx
+from suite.process import Progress, ServerExited, ServerNotReady, ServerSupervisor
 
 __all__ = ["DEMO_KEYS", "STARTUP_TIMEOUT_S", "ReferenceServer", "ReferenceServerError"]
 
@@ -40,8 +32,6 @@ _PROGRESS_EVERY_S = 5.0
 _STOP_GRACE_S = 20.0
 _LOG_TAIL_LINES = 40
 
-Progress = Callable[[str], None]
-
 
 def repo_root() -> Path | None:
     """The source checkout this package runs from, if any (an installed wheel has none)."""
@@ -51,14 +41,6 @@ def repo_root() -> Path | None:
 
 class ReferenceServerError(RuntimeError):
     """The reference server exited or did not become healthy in time; the message holds its log tail."""
-
-
-def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return "(no output)"
-    return "\n".join(text.splitlines()[-lines:]) or "(no output)"
 
 
 class ReferenceServer:
@@ -76,10 +58,17 @@ class ReferenceServer:
         self.startup_timeout = startup_timeout or STARTUP_TIMEOUT_S.get(engine, 360.0)
         self.progress = progress or (lambda _message: None)
         self.extra_args = extra_args
-        self.port: int | None = None
-        self._dir = Path(tempfile.mkdtemp(prefix="conform42-reference-"))
-        self.log_path = self._dir / "server.log"
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._server = ServerSupervisor(
+            self._command, name=f"the reference server ({engine})", startup_timeout=self.startup_timeout,
+            stop_grace_s=_STOP_GRACE_S, merge_output=True, poll_s=_POLL_S, tail_lines=_LOG_TAIL_LINES,
+            progress=self.progress, progress_every_s=_PROGRESS_EVERY_S,
+            workdir_prefix="conform42-reference-",
+        )
+        self.log_path = self._server.stdout_path
+
+    @property
+    def port(self) -> int | None:
+        return self._server.port
 
     @property
     def base_url(self) -> str:
@@ -88,7 +77,9 @@ class ReferenceServer:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        port_file = self._dir / "port"
+        return self._command(self._server.port_file)
+
+    def _command(self, port_file: Path) -> list[str]:
         command = [sys.executable, "-m", "reference_server", "--engine", self.engine,
                    "--port", "0", "--port-file", str(port_file), "--log-level", "warning"]
         if self.engine == "sim":
@@ -103,71 +94,27 @@ class ReferenceServer:
         return [*command, *self.extra_args]
 
     def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                # Own process group: stop() reaches the vLLM engines it forks, and a Ctrl-C aimed at
-                # the suite does not kill the server before the suite has stopped it in order.
-                start_new_session=True,
-            )
+        self._server.start()
 
     def wait_ready(self) -> None:
         """Poll the port file, then ``/health``; raise with the log tail on exit or deadline."""
-        assert self._proc is not None, "start() first"
-        started = time.monotonic()
-        deadline = started + self.startup_timeout
-        next_progress = started + _PROGRESS_EVERY_S
-        port_file = self._dir / "port"
-        with httpx.Client(timeout=httpx.Timeout(2.0, connect=1.0), trust_env=False) as client:
-            while True:
-                code = self._proc.poll()
-                if code is not None:
-                    raise ReferenceServerError(
-                        f"the reference server exited with code {code} before it was ready; "
-                        f"last output:\n{_tail(self.log_path)}")
-                if self.port is None:
-                    with contextlib.suppress(OSError, ValueError):
-                        self.port = int(port_file.read_text(encoding="utf-8").strip())
-                if self.port is not None:
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(f"{self.base_url}/health").status_code == 200:
-                            return
-                now = time.monotonic()
-                if now >= deadline:
-                    raise ReferenceServerError(
-                        f"the reference server ({self.engine}) was not healthy after "
-                        f"{self.startup_timeout:.0f} s; last output:\n{_tail(self.log_path)}")
-                if now >= next_progress:
-                    self.progress(f"waiting for the reference server ({self.engine}): "
-                                  f"{now - started:.0f} s")
-                    next_progress = now + _PROGRESS_EVERY_S
-                time.sleep(_POLL_S)
+        try:
+            self._server.wait_ready()
+        except ServerExited as exc:
+            raise ReferenceServerError(
+                f"the reference server exited with code {exc.code} before it was ready; "
+                f"last output:\n{exc.output}") from None
+        except ServerNotReady as exc:
+            raise ReferenceServerError(
+                f"the reference server ({self.engine}) was not healthy after "
+                f"{self.startup_timeout:.0f} s; last output:\n{exc.output}") from None
 
     def stop(self) -> int | None:
         """SIGTERM the group, wait, then SIGKILL it; return the exit code."""
-        proc = self._proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(_STOP_GRACE_S)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        # Whatever the leader left in its group (vLLM workers) must not outlive the run.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        return proc.returncode
+        return self._server.stop()
 
     def close(self) -> None:
-        try:
-            self.stop()
-        finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        self._server.close()
 
     def __enter__(self) -> ReferenceServer:
         self.progress(f"starting the bundled reference server (--engine {self.engine}) ...")

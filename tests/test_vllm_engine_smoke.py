@@ -8,64 +8,38 @@ minute (two engine starts side by side on two cores, plus a one-time model conve
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from reference_server.model_prep import ModelNotAvailable, chat_model_dir, find_minilm_dir
+from reference_server.model_prep import ModelNotAvailable, find_minilm_dir
 from reference_server.vllm_process import VllmProcess
+from tests.support.vllm_engines import CACHE, prepare_chat_model, require_vllm, running
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-CACHE = ROOT / ".cache"
 CHAT_NAME = "smollm2"
 EMBED_NAME = "minilm"
 
 
-def _prepare_chat_model() -> Path:
-    # In a child process: the conversion imports torch and transformers, which would stay in this
-    # process's memory and may warn at import (pytest turns warnings into errors here).
-    done = subprocess.run(
-        [sys.executable, "-m", "reference_server.model_prep", "--cache-dir", str(CACHE / "models")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"model_prep failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
-    return chat_model_dir(CACHE / "models")
-
-
 @pytest.fixture(scope="module")
 def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VllmProcess, VllmProcess]]:
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not installed: pip install -e '.[vllm]' (see Makefile), then rerun")
+    require_vllm("pip install -e '.[vllm]' (see Makefile)")
     try:
         embed_dir = find_minilm_dir()
     except ModelNotAvailable as exc:
         pytest.skip(str(exc))
-    chat_dir = _prepare_chat_model()
+    chat_dir = prepare_chat_model()
     logs = tmp_path_factory.mktemp("vllm-logs")
     chat = VllmProcess(chat_dir, CHAT_NAME, runner="generate", cache_root=CACHE / "vllm-run",
                        log_file=logs / "chat.log", die_with_parent=True)
     embed = VllmProcess(embed_dir, EMBED_NAME, runner="pooling", cache_root=CACHE / "vllm-run",
                         log_file=logs / "embed.log", die_with_parent=True)
-    try:
-        chat.start()
-        embed.start()  # side by side: the two ~25 s starts overlap
-        chat.wait_ready(300)
-        embed.wait_ready(300)
+    with running(chat, embed, deadline_s=300):  # side by side: the two ~25 s starts overlap
         yield chat, embed
-    finally:
-        chat.stop()
-        embed.stop()
-    assert not chat.is_running() and not embed.is_running()
 
 
 @pytest.fixture(scope="module")

@@ -28,18 +28,14 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
-from suite.conformance._helpers import ends_stream
+from suite.conformance._streams import ChatStream, read_chat_stream
 from suite.http import Api
-from suite.sse import SseReader
 
 __all__ = ["BurstResult", "BurstStream", "burst"]
 
-CHAT = "/v1/chat/completions"
 #: How long the burst waits for every request's first answer before it suspects a queue.
 QUEUE_WAIT_S = 5.0
 #: Delivery delay allowed between the server sending an event and this client reading it.
@@ -47,20 +43,9 @@ MARGIN_S = 0.05
 
 
 @dataclass
-class BurstStream:
+class BurstStream(ChatStream):
     """One request of a burst, with the client's clock at each step."""
 
-    sent_at: float = 0.0
-    #: When the whole request had been written to the target's socket (httpcore's trace).
-    written_at: float | None = None
-    status: int | None = None
-    response: httpx.Response | None = None
-    headers_at: float | None = None
-    first_at: float | None = None
-    ended_at: float | None = None
-    error: BaseException | None = None
-    #: Set when the stream's status line (or its failure) is known.
-    answered: threading.Event = field(default_factory=threading.Event)
     #: Answered only after the burst closed the admitted streams (see ``BurstResult.queued``).
     after_release: bool = False
 
@@ -133,39 +118,6 @@ class BurstResult:
         return bool(self.refused) or self.over_admitted or self.queued is not None
 
 
-def _run(api: Api, tier: str, body: dict[str, Any], held: BurstStream, start: threading.Barrier,
-         stop: threading.Event, deadline_s: float) -> None:
-    try:
-        def trace(name: str, info: Any) -> None:
-            if name == "http11.send_request_body.complete":
-                held.written_at = time.monotonic()
-
-        start.wait()
-        held.sent_at = time.monotonic()
-        with api.stream("POST", CHAT, tier=tier, json=body, trace=trace) as response:
-            held.headers_at = time.monotonic()
-            held.status = response.status_code
-            held.response = response
-            held.answered.set()
-            if response.status_code != 200:
-                response.read()
-                return
-            for event in SseReader(response, deadline_s=deadline_s):
-                if held.first_at is None:
-                    held.first_at = event.arrived
-                elif held.ended_at is None and ends_stream(event.data):
-                    # The finishing event's arrival, not the reader's return: the reader may still wait
-                    # for the server to close the connection after [DONE].
-                    held.ended_at = event.arrived
-                if stop.is_set():
-                    return
-            held.ended_at = held.ended_at or time.monotonic()
-    except BaseException as exc:
-        held.error = exc
-    finally:
-        held.answered.set()
-
-
 def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: float = 300.0) -> BurstResult:
     """Send ``limit + 1`` streaming requests of ``tier`` at once and watch them (see the module doc).
 
@@ -180,7 +132,8 @@ def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: 
     start = threading.Barrier(count)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=_run, args=(api, tier, body, s, start, stop, deadline_s), daemon=True,
+        threading.Thread(target=read_chat_stream, args=(api, tier, body, s),
+                         kwargs={"stop": stop, "deadline_s": deadline_s, "start": start}, daemon=True,
                          name=f"conform42-burst-{tier}-{i}")
         for i, s in enumerate(streams)
     ]

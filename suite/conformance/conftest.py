@@ -25,7 +25,7 @@ import pytest
 from suite.checks import disabled
 from suite.conformance._helpers import LATE_ATTR, Memo, first_tier, json_or_none
 from suite.http import Api
-from suite.pace import Pace, measure_pace
+from suite.pace import Pace
 from suite.plugin import announce
 from suite.target import Target
 
@@ -75,10 +75,7 @@ def pace(target: Target, api: Api, pytestconfig: pytest.Config) -> Pace:
         except Exception as exc:
             measured = Pace(floor_s=target.timeout, note=f"no task token: {type(exc).__name__}")
         else:
-            client = getattr(api, "_client", None)
-            if isinstance(client, httpx.Client):
-                measured = measure_pace(client, target.base_url + "/v1/chat/completions", headers,
-                                        target.chat_model, floor_s=target.timeout)
+            measured = api.measure_pace(headers)
     api.pace = measured
     announce(pytestconfig, measured.describe())
     return measured
@@ -90,7 +87,6 @@ class ResponseLog:
     """Error responses (status >= 400) seen by the suite's client, bodies read."""
 
     responses: list[httpx.Response] = field(default_factory=list)
-    attached: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, response: httpx.Response) -> None:
@@ -112,11 +108,7 @@ class ResponseLog:
 def response_log(api: Api) -> ResponseLog:
     """Attach the log to the suite client's response hooks for the whole session."""
     log = ResponseLog()
-    # suite.http.Api has no public hook yet; its httpx client does (event_hooks is public httpx API).
-    client = getattr(api, "_client", None)
-    if isinstance(client, httpx.Client):
-        client.event_hooks["response"].append(log.record)
-        log.attached = True
+    api.on_response(log.record)
     return log
 
 
@@ -181,9 +173,7 @@ class BatchTracker:
 @pytest.fixture(scope="session", autouse=True)
 def batch_tracker(api: Api) -> BatchTracker:
     tracker = BatchTracker()
-    client = getattr(api, "_client", None)
-    if isinstance(client, httpx.Client):
-        client.event_hooks["response"].append(tracker.record)
+    api.on_response(tracker.record)
     return tracker
 
 

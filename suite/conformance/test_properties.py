@@ -1,7 +1,7 @@
 """Property tests with schemathesis 4 from ``specs/<profile>.openapi.yaml``.
 
 One run per operation generates positive and negative data, sends each case once and judges every
-exchange for every requirement it can speak to (``suite.property_judge``); the tests below then read
+exchange for every requirement it can speak to (``suite.properties.judge``); the tests below then read
 the findings, one requirement per test, so a deviation is charged to the one requirement whose
 statement it breaks and shows the exchange that broke it:
 
@@ -38,17 +38,19 @@ from suite.markers import requirement
 from suite.openapi import load_spec, operation
 from suite.pace import Pace
 from suite.properties import (
+    INVALID_REJECTED,
     OPERATIONS,
     Budget,
     Clock,
+    ExchangeJudge,
     ExchangeLog,
+    Findings,
     auth_tier,
     build_schema,
     drain_batches,
     run_operation,
     run_stateful,
 )
-from suite.property_judge import INVALID_REJECTED, ExchangeJudge, Findings
 from suite.target import Target
 
 # Runs sharing the clock: one per operation plus the stateful one.

@@ -83,16 +83,9 @@ class FaultServer(ServerProcess):
     """``python -m tests.faults.serve --fault NAME`` as a child process (own group, free port)."""
 
     def __init__(self, fault: str, args: Sequence[str] = (), startup_timeout: float = 60) -> None:
-        super().__init__(["--fault", fault, *args], startup_timeout=startup_timeout)
+        super().__init__(["--fault", fault, *args], startup_timeout=startup_timeout,
+                         module="tests.faults.serve")
         self.fault = fault
-
-    def start(self) -> None:
-        command = [sys.executable, "-m", "tests.faults.serve",
-                   "--port", "0", "--port-file", str(self.port_file), *self.args]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
-            self._proc = subprocess.Popen(command, cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
-                                          stdout=out, stderr=err, start_new_session=True)
 
 
 # ----------------------------------------------------------------------------------------- results

@@ -17,7 +17,6 @@ Marked vllm and slow: one engine start (about 25-50 s here) plus one suite run (
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import secrets
@@ -30,19 +29,19 @@ from typing import Any
 
 import pytest
 
-from reference_server.model_prep import chat_model_dir
 from reference_server.vllm_process import DEFAULT_CHAT_ARGS, VllmProcess
+from tests.support.vllm_engines import CACHE, prepare_chat_model, require_vllm, running
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow, pytest.mark.timeout(1500)]
 
-ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache"
 CONFORM42 = Path(sys.executable).with_name("conform42")
 #: 001's example model name; vLLM serves the SmolLM2 chat model under it.
 SERVED_NAME = "fortytwo-preview"
 #: A throwaway key for this one server; the report must not contain it (checked below).
 KEY = f"sk-conform42-vllm-{secrets.token_hex(8)}"
 SUITE_TIMEOUT_S = 1200
+#: How long the engine may take to answer /health.
+VLLM_READY_S = 180.0
 
 #: The areas whose every requirement (any level) is pinned, besides every MUST.
 PINNED_AREAS = frozenset({"chat", "streaming", "sdk"})
@@ -109,7 +108,7 @@ EXPECTED: dict[str, str] = {
     # Error" for a request the server rejects; the one rule on what the server must not answer is that a
     # client's mistake is no 500 "Internal server error". So ERR-006 (never a 5xx) must Pass; the
     # leniency is charged to the SHOULDs ERR-007, ERR-013 and ERR-014 (not pinned here). A suite that
-    # again fails ERR-006 on a 200 (it did before issue 12) asks more than the documents say.
+    # fails ERR-006 on a 200 asks more than the documents say.
     "ERR-006": "Pass",
     # ---- sdk ----------------------------------------------------------------------------------------
     "SDK-001": "Pass",
@@ -121,18 +120,6 @@ EXPECTED: dict[str, str] = {
 
 
 # ----------------------------------------------------------------------------------------- fixtures
-def _prepare_chat_model() -> Path:
-    # In a child process, as tests/test_vllm_engine_smoke.py does: the conversion (once, ~20 s; a no-op
-    # when done) imports torch and transformers, which must not stay in this process.
-    done = subprocess.run(
-        [sys.executable, "-m", "reference_server.model_prep", "--cache-dir", str(CACHE / "models")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"model_prep failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
-    return chat_model_dir(CACHE / "models")
-
-
 @pytest.fixture(scope="module")
 def vllm_openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmProcess]:
     """vLLM's own OpenAI server with `--api-key KEY` on a free loopback port, for this module.
@@ -140,9 +127,8 @@ def vllm_openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vll
     `VllmProcess` polls /health (no key needed) with a deadline, fails at once with the log tail if the
     server exits, and stops the whole process group (SIGTERM, then SIGKILL).
     """
-    if importlib.util.find_spec("vllm") is None:
-        pytest.skip("vllm is not installed: make vllm (see Makefile), then rerun")
-    model = _prepare_chat_model()
+    require_vllm("make vllm (see Makefile)")
+    model = prepare_chat_model()
     logs = tmp_path_factory.mktemp("vllm-openai-server")
     server = VllmProcess(
         model,
@@ -152,9 +138,8 @@ def vllm_openai_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Vll
         log_file=logs / "vllm.log",
         die_with_parent=True,  # a SIGKILLed pytest must not leave a 3.6 GB engine behind
     )
-    with server:
+    with running(server, deadline_s=VLLM_READY_S):
         yield server
-    assert not server.is_running()
 
 
 class Judged:
