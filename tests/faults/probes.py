@@ -514,7 +514,8 @@ def _(p: Probe) -> bool:
 
 @probe("embed_unnormalised")
 def _(p: Probe) -> bool:
-    return abs(sum(x * x for x in _vector_of(p, "alpha beta")) ** 0.5 - 1) > 0.001
+    norm: float = sum(x * x for x in _vector_of(p, "alpha beta")) ** 0.5
+    return abs(norm - 1) > 0.001
 
 
 @probe("embed_index_off_by_one")

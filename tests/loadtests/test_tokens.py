@@ -83,10 +83,15 @@ def test_the_configured_ttl_wins_over_the_claims():
 
 def test_an_unreadable_token_lives_the_default_lifetime():
     clock, calls = Clock(), []
+
+    def exchange(key: str) -> str:
+        calls.append(key)
+        return "opaque"
+
     tokens = Tokens(threading.Lock, clock)
-    tokens.bearer("k", lambda key: calls.append(key) or "opaque")
+    tokens.bearer("k", exchange)
     clock.now = refresh_at(100.0, DEFAULT_LIFETIME_S) - 0.01
-    assert tokens.bearer("k", lambda key: calls.append(key) or "opaque") == "opaque"
+    assert tokens.bearer("k", exchange) == "opaque"
     assert len(calls) == 1
 
 

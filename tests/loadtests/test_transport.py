@@ -20,7 +20,7 @@ def _pinned_version() -> str:
     pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     pins = [d for d in pyproject["project"]["dependencies"] if d.split("=")[0].strip() == "geventhttpclient"]
     assert len(pins) == 1 and "==" in pins[0], f"pyproject.toml must pin geventhttpclient exactly: {pins}"
-    return pins[0].split("==", 1)[1].strip()
+    return str(pins[0].split("==", 1)[1].strip())
 
 
 def _run_child(code: str, *args: str) -> None:

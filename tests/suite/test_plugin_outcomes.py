@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,14 +83,14 @@ def test_other_profile():
 
 
 def _results(run_pytest, tmp_path: Path, source: str, *args: str
-             ) -> tuple[subprocess.CompletedProcess[str], dict]:
+             ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     result = run_pytest(source, UNUSED_TARGET, "--report=report", *args)
     report = tmp_path / "report" / "results.json"
     assert report.is_file(), result.stdout + result.stderr
     return result, json.loads(report.read_text(encoding="utf-8"))
 
 
-def _by_test(data: dict) -> dict[str, str]:
+def _by_test(data: dict[str, Any]) -> dict[str, str]:
     outcomes = {t["nodeid"].split("::")[-1]: t["outcome"]
                 for r in data["requirements"] for t in r["tests"]}
     outcomes.update({t["nodeid"].split("::")[-1]: t["outcome"] for t in data["other_tests"]})

@@ -82,9 +82,9 @@ def _ids(rows: list[dict[str, object]]) -> set[str]:
 
 def test_marker_ids_exist_in_the_catalogue(collected, catalogue: Catalogue) -> None:
     unknown = {
-        row["nodeid"]: sorted(set(row["ids"]) - {r.id for r in catalogue})  # type: ignore[arg-type]
+        row["nodeid"]: sorted(set(row["ids"]) - {r.id for r in catalogue})
         for row in collected
-        if set(row["ids"]) - {r.id for r in catalogue}  # type: ignore[arg-type]
+        if set(row["ids"]) - {r.id for r in catalogue}
     }
     assert not unknown, f"tests tagged with requirement IDs that are not in the catalogue: {unknown}"
 

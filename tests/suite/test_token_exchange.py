@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -104,7 +105,7 @@ def test_in_a_fixture(token):
 '''
 
 
-def _tested(data: dict) -> dict[str, str]:
+def _tested(data: dict[str, Any]) -> dict[str, str]:
     return {r["id"]: r["outcome"] for r in data["requirements"] if r["outcome"] != "Not tested"}
 
 
