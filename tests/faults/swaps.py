@@ -17,10 +17,10 @@ from typing import Any
 import jwt
 from fastapi import FastAPI
 
-from reference_server.app import Gateway
 from reference_server.auth import Authenticator, Caller, TokenService
 from reference_server.engines.base import ChatEngine
 from reference_server.errors import ApiError
+from reference_server.gateway import Gateway
 from reference_server.limits import ConcurrencyLimiter, Slot
 from reference_server.models import TIER_CONCURRENCY, TIERS, Tier
 from tests.faults.asgi import ClientGone
