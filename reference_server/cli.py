@@ -44,12 +44,8 @@ from reference_server.engines.vllm import (
 )
 from reference_server.model_prep import INSTALL_HINT, ModelNotAvailable, find_minilm_dir, prepare_chat_model
 from reference_server.pipeline import TemplateError, load_templates
-from reference_server.vllm_process import (
-    DEFAULT_ENGINE_NICE,
-    VllmProcess,
-    VllmStartError,
-    read_kv_cache_tokens,
-)
+from reference_server.vllm_kv import read_kv_cache_tokens
+from reference_server.vllm_process import DEFAULT_ENGINE_NICE, VllmProcess, VllmStartError
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
