@@ -66,11 +66,13 @@ class _Server(uvicorn.Server):
 
 
 def bound_port(server: uvicorn.Server) -> int:
+    """The port ``server`` listens on (its first socket); only once ``server.started``."""
     port: int = server.servers[0].sockets[0].getsockname()[1]
     return port
 
 
 def write_port_file(path: Path, port: int) -> None:
+    """Write ``port`` to ``path`` for a parent process or script that polls for it."""
     # Written whole and renamed into place, so a poller never reads a half-written number.
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
