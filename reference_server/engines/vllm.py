@@ -67,9 +67,9 @@ class _HttpEngine:
     """What both engines share: one pooled aiohttp session, and vLLM's failures in our error envelope.
 
     Why aiohttp and not httpx (which the suite uses): this client sits on the streaming hot path, one
-    read per token. tests/bench/gateway_cpu.py measured the gateway's CPU per streamed event at about
-    210 µs with httpx's reader and about 150 µs with aiohttp (C parser, no anyio layers) for one stream,
-    96 against 53 µs at 16 streams; on two cores every microsecond of it is taken from vLLM itself.
+    read per token, and aiohttp's reader (C parser, no anyio layers) costs the gateway clearly less CPU
+    per streamed event than httpx's (tests/bench/gateway_cpu.py; figures in the README). On two cores
+    every microsecond of it is taken from vLLM itself.
     """
 
     def __init__(

@@ -11,20 +11,15 @@ key's own batch workers (runner.py), never on its interactive slots.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from reference_server.auth import Caller, require_caller
 from reference_server.batch import NewTask
 from reference_server.batch.completion import kv_tokens_needed
 from reference_server.errors import ApiError
-from reference_server.routes.models import resolve_model
+from reference_server.gateway import CallerDep, GatewayDep
+from reference_server.models import resolve_model
 from reference_server.schemas import BatchRequest, parse_body
-
-if TYPE_CHECKING:
-    from reference_server.app import Gateway
 
 __all__ = ["router"]
 
@@ -32,8 +27,7 @@ router = APIRouter()
 
 
 @router.post("/v1/batch")
-async def create_batch(request: Request, caller: Annotated[Caller, Depends(require_caller)]) -> JSONResponse:
-    gateway: Gateway = request.app.state.gateway
+async def create_batch(request: Request, gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     req = parse_body(await request.body(), request.headers.get("content-type"), BatchRequest)
     model = resolve_model(req.model, "chat", caller.tier)
     max_tokens = req.max_tokens or gateway.config.batch_max_tokens
@@ -49,9 +43,7 @@ async def create_batch(request: Request, caller: Annotated[Caller, Depends(requi
 
 
 @router.get("/v1/batch/{batch_id}")
-async def get_batch(batch_id: str, request: Request,
-                    caller: Annotated[Caller, Depends(require_caller)]) -> JSONResponse:
-    gateway: Gateway = request.app.state.gateway
+async def get_batch(batch_id: str, gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     view = await gateway.batches.view(batch_id, caller.key_id)
     if view is None:
         # Also for another key's batch: 404, so the existence of other callers' batches is not disclosed.

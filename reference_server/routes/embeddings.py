@@ -7,17 +7,12 @@ chat requests, LIMIT-010).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from reference_server.auth import Caller, require_caller
-from reference_server.routes.models import resolve_model
+from reference_server.gateway import CallerDep, GatewayDep
+from reference_server.models import resolve_model
 from reference_server.schemas import EmbeddingRequest, parse_body
-
-if TYPE_CHECKING:
-    from reference_server.app import Gateway
 
 __all__ = ["router"]
 
@@ -25,10 +20,7 @@ router = APIRouter()
 
 
 @router.post("/v1/embeddings")
-async def create_embedding(
-    request: Request, caller: Annotated[Caller, Depends(require_caller)]
-) -> JSONResponse:
-    gateway: Gateway = request.app.state.gateway
+async def create_embedding(request: Request, gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     req = parse_body(await request.body(), request.headers.get("content-type"), EmbeddingRequest)
     resolve_model(req.model, "embed", caller.tier)
     slot = gateway.limiter.try_acquire(caller.key_id, caller.tier)

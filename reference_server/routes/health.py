@@ -6,8 +6,10 @@ the engines only, nothing about keys, load or configuration.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
+from reference_server.gateway import GatewayDep
 
 __all__ = ["router"]
 
@@ -15,6 +17,5 @@ router = APIRouter()
 
 
 @router.get("/health")
-async def health(request: Request) -> JSONResponse:
-    gateway = request.app.state.gateway
+async def health(gateway: GatewayDep) -> JSONResponse:
     return JSONResponse({"status": "ok", "engines": {"chat": gateway.chat.name, "embed": gateway.embed.name}})

@@ -1,20 +1,16 @@
-"""GET /v1/models, and the model checks every inference route makes (404 / 400 / 403)."""
+"""GET /v1/models: the documented table, or for the Fortytwo flavour the chat models of the caller's tier."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from reference_server.auth import Caller, require_caller
-from reference_server.errors import ApiError
-from reference_server.models import MODELS, TIERS, Model, Tier
+from reference_server.gateway import CallerDep, GatewayDep
+from reference_server.models import MODELS, TIERS, Tier
 
-if TYPE_CHECKING:
-    from reference_server.app import Gateway
-
-__all__ = ["MODELS_CREATED", "resolve_model", "router"]
+__all__ = ["MODELS_CREATED", "router"]
 
 router = APIRouter()
 
@@ -22,11 +18,6 @@ router = APIRouter()
 #: identical servers answer differently.
 MODELS_CREATED = 1735689600
 
-_ENDPOINT = {"chat": "POST /v1/chat/completions", "embed": "POST /v1/embeddings"}
-_KIND_NAME = {"chat": "a chat model", "embed": "an embedding model"}
-_TIER_MODELS: dict[Tier, str] = {
-    tier: ", ".join(m.id for m in MODELS.values() if tier in m.tiers) for tier in TIERS
-}
 # The list never changes: build it once rather than on every call.
 _LISTING: dict[str, Any] = {
     "object": "list",
@@ -44,25 +35,8 @@ _FORTYTWO_LISTING: dict[Tier, dict[str, Any]] = {
 }
 
 
-def resolve_model(model_id: str, kind: Literal["chat", "embed"], tier: Tier) -> Model:
-    """The model a request names, checked in the documented order: exists (404), suits this endpoint
-    (400), is open to the caller's tier (403)."""
-    model = MODELS.get(model_id)
-    if model is None:
-        raise ApiError(404, f"Model {model_id!r} not found; GET /v1/models lists the models",
-                       "model_not_found")
-    if model.kind != kind:
-        raise ApiError(400, f"Model {model_id} is {_KIND_NAME[model.kind]}; use {_ENDPOINT[model.kind]}",
-                       "invalid_request_error")
-    if tier not in model.tiers:
-        raise ApiError(403, f"Model {model_id} is not available on the {tier} tier; "
-                            f"the {tier} tier may use: {_TIER_MODELS[tier]}", "permission_error")
-    return model
-
-
 @router.get("/v1/models")
-async def list_models(request: Request, caller: Annotated[Caller, Depends(require_caller)]) -> JSONResponse:
-    gateway: Gateway = request.app.state.gateway
+async def list_models(gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     # Even this instant call counts against the key's concurrency (LIMIT-010: all /v1 requests of a
     # key together), so a free key with a chat in flight gets 429 here as it would anywhere.
     gateway.limiter.try_acquire(caller.key_id, caller.tier).release()

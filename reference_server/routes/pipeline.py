@@ -10,21 +10,16 @@ a pipeline is one request of the key, however many steps it has.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from reference_server.auth import Caller, require_caller
 from reference_server.errors import ApiError
+from reference_server.gateway import CallerDep, GatewayDep
 from reference_server.images import describe_image
+from reference_server.models import resolve_model
 from reference_server.pipeline import run_pipeline
-from reference_server.routes.models import resolve_model
 from reference_server.schemas import PipelineRequest, parse_body
-
-if TYPE_CHECKING:
-    from reference_server.app import Gateway
 
 __all__ = ["router"]
 
@@ -32,9 +27,7 @@ router = APIRouter()
 
 
 @router.post("/v1/pipeline")
-async def create_pipeline_run(request: Request,
-                              caller: Annotated[Caller, Depends(require_caller)]) -> JSONResponse:
-    gateway: Gateway = request.app.state.gateway
+async def create_pipeline_run(request: Request, gateway: GatewayDep, caller: CallerDep) -> JSONResponse:
     req = parse_body(await request.body(), request.headers.get("content-type"), PipelineRequest)
     template = gateway.pipelines.get(req.template)
     if template is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import os
 import secrets
@@ -27,7 +28,7 @@ from starlette.types import ASGIApp
 
 from reference_server.app import create_app
 from reference_server.auth import DEMO_KEYS, JWT_SECRET_ENV
-from reference_server.cli import _write_port_file  # the same atomic port file as `conform42 serve`
+from reference_server.cli_serve import serve_announced
 from reference_server.config import DEMO_KEYS_FILE, ServerConfig
 from reference_server.engines.sim import SimChatEngine, SimEmbedEngine
 from tests.faults.catalogue import FAULTS, get
@@ -83,20 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(server: uvicorn.Server, port_file: Path | None, banner: str) -> None:
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        if task.done():
-            await task  # re-raises why it could not start
-            return
-        await asyncio.sleep(0.02)
-    port: int = server.servers[0].sockets[0].getsockname()[1]
-    if port_file is not None:
-        _write_port_file(port_file, port)
-    print(f"{banner} listening on http://127.0.0.1:{port}", flush=True)
-    for tier, key in DEMO_KEYS.items():
-        print(f"  {tier:<9} {key}", flush=True)
-    await task
+def _announcement(banner: str, port: int) -> str:
+    keys = [f"  {tier:<9} {key}" for tier, key in DEMO_KEYS.items()]
+    return "\n".join([f"{banner} listening on http://127.0.0.1:{port}", *keys])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -110,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level=args.log_level,
                             access_log=False, lifespan="on", timeout_graceful_shutdown=2)
     try:
-        asyncio.run(_serve(uvicorn.Server(config), args.port_file, banner))
+        # The same announcement as `conform42 serve`: the port file (written atomically) once listening.
+        asyncio.run(serve_announced(uvicorn.Server(config), args.port_file,
+                                    functools.partial(_announcement, banner)))
     except SystemExit as exc:  # uvicorn could not bind
         return int(exc.code or 1)
     except KeyboardInterrupt:

@@ -1,6 +1,6 @@
 """Faults that replace one component of a built gateway from outside: test doubles, not switches.
 
-``create_app`` keeps its parts on ``app.state.gateway`` (a ``Gateway`` dataclass); a fault built here
+``create_app`` keeps its parts in a ``Gateway`` dataclass (``gateway_of(app)``); a fault built here
 swaps one of them (the limiter, the authenticator, its token service) for a subclass with one wrong
 behaviour. The production classes stay as they are; these subclasses exist only under ``tests/``.
 """
@@ -17,10 +17,10 @@ from typing import Any
 import jwt
 from fastapi import FastAPI
 
-from reference_server.app import Gateway
 from reference_server.auth import Authenticator, Caller, TokenService
 from reference_server.engines.base import ChatEngine
 from reference_server.errors import ApiError
+from reference_server.gateway import Gateway, gateway_of
 from reference_server.limits import ConcurrencyLimiter, Slot
 from reference_server.models import TIER_CONCURRENCY, TIERS, Tier
 from tests.faults.asgi import ClientGone
@@ -59,8 +59,7 @@ TOKEN_SCOPED: contextvars.ContextVar[str] = contextvars.ContextVar("fault_token"
 
 
 def gateway(app: FastAPI) -> Gateway:
-    gw: Gateway = app.state.gateway
-    return gw
+    return gateway_of(app)
 
 
 def _secret(app: FastAPI) -> str:

@@ -9,9 +9,9 @@ import pytest
 
 from suite.catalogue import load_catalogue
 from tests.faults.catalogue import AREAS, FAULTS, Fault, by_area
-from tests.faults.live import serving
 from tests.faults.probes import PROBES, SERVER_OPTIONS, Probe
 from tests.faults.serve import build
+from tests.support.uvicorn_thread import serving
 
 NAMES = sorted(FAULTS)
 

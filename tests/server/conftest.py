@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ from typing import Any
 import httpx
 import jsonschema
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
@@ -34,6 +32,7 @@ from reference_server.engines.sim import SimChatEngine, SimEmbedEngine
 from reference_server.errors import ApiError
 from suite.openapi import load_spec
 from tests.support.server_process import ServerProcess
+from tests.support.uvicorn_thread import serving
 
 AppFactory = Callable[..., FastAPI]
 
@@ -100,29 +99,10 @@ def run_async() -> Callable[[FastAPI, Callable[[httpx.AsyncClient], Coroutine[An
     return run
 
 
-@contextmanager
-def _serve(app: FastAPI) -> Iterator[str]:
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off",
-                            http="h11", ws="none")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-
-
 @pytest.fixture
 def live_server() -> Callable[[FastAPI], Any]:
     """``with live_server(app) as base_url:`` a real uvicorn on a loopback port, for true streaming."""
-    return _serve
+    return functools.partial(serving, lifespan="off")
 
 
 # ------------------------------------------------------------------------------- batch and pipeline

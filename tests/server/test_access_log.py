@@ -22,9 +22,10 @@ from fastapi.responses import StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
 from reference_server.access_log import ACCESS_LOGGER, AccessLogMiddleware
-from reference_server.auth import DEMO_KEYS, Authenticator, Caller, KeyStore, TokenService, require_caller
+from reference_server.auth import DEMO_KEYS, Authenticator, Caller, KeyStore, TokenService
 from reference_server.config import DEMO_KEYS_FILE
 from reference_server.errors import install_error_handlers
+from reference_server.gateway import get_gateway, require_caller
 
 FIELDS = {"ts", "method", "path", "status", "duration_ms", "ttfb_ms", "bytes", "caller", "disconnected"}
 CHUNK_GAP_S = 0.05
@@ -39,7 +40,8 @@ def make_app() -> FastAPI:
     app = FastAPI()
     # fortytwo flavour: the API key is the bearer, so a labelled request needs no token exchange.
     auth = Authenticator(KeyStore.from_file(DEMO_KEYS_FILE), TokenService("s" * 32), "fortytwo")
-    app.state.gateway = _Gateway(auth)
+    gateway = _Gateway(auth)
+    app.dependency_overrides[get_gateway] = lambda: gateway
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
 

@@ -28,10 +28,10 @@ from reference_server.auth import (
     Caller,
     KeyStore,
     TokenService,
-    require_caller,
 )
 from reference_server.config import DEMO_KEYS_FILE, ServerConfig
 from reference_server.errors import ApiError, install_error_handlers
+from reference_server.gateway import get_gateway, require_caller
 from reference_server.routes import health, token
 from suite.token_segments import b64url_decode, unverified_claims
 
@@ -62,7 +62,8 @@ def make_auth(flavour: Any = "42ai", secret: str = SECRET, ttl_s: int = 60) -> A
 
 def make_app(auth: Authenticator) -> FastAPI:
     app = FastAPI()
-    app.state.gateway = _Gateway(auth)
+    gateway = _Gateway(auth)
+    app.dependency_overrides[get_gateway] = lambda: gateway
     install_error_handlers(app)
     app.include_router(token.router)
     app.include_router(health.router)

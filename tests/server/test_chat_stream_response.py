@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from reference_server.routes.chat import _ClosingStreamingResponse
+from reference_server.chat_stream import ClosingStreamingResponse
 
 
 class _Body:
@@ -47,7 +47,7 @@ def _run(
             out["closes"] += 1
 
         events = body.events()
-        response = _ClosingStreamingResponse(events, on_close, events)
+        response = ClosingStreamingResponse(events, on_close, events)
         task = asyncio.create_task(response({"type": "http"}, receive, send))
         if disconnect_after_s is not None:
             asyncio.get_running_loop().call_later(disconnect_after_s, gone.set)
@@ -114,7 +114,7 @@ def test_an_engine_stream_is_closed_even_when_the_response_dies_before_reading_i
         async def send(message: dict[str, Any]) -> None:
             raise OSError("connection reset")  # the very first send fails
 
-        response = _ClosingStreamingResponse(content(), lambda: closes.append("slot"), source)
+        response = ClosingStreamingResponse(content(), lambda: closes.append("slot"), source)
         with pytest.raises(OSError):
             await response({"type": "http"}, receive, send)
 

@@ -12,6 +12,7 @@ from PIL import Image
 from reference_server.auth import DEMO_KEYS
 from reference_server.config import ServerConfig
 from reference_server.errors import ApiError
+from reference_server.gateway import gateway_of
 from reference_server.images import MAX_IMAGE_BYTES, describe_image
 
 URL = "/v1/chat/completions"
@@ -139,7 +140,7 @@ def test_remote_image_url_in_a_chat_is_400_and_frees_its_slot(client, headers_fo
     response = client.post(URL, headers=headers_for("pro"), json=body)
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
-    gateway = client.app.state.gateway
+    gateway = gateway_of(client.app)
     assert gateway.limiter.in_flight(gateway.auth.keystore.lookup(DEMO_KEYS["pro"]).key_id) == 0
 
 

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from reference_server.auth import DEMO_KEYS
 from reference_server.config import ServerConfig
+from reference_server.gateway import gateway_of
 
 #: Per-token delay that makes requests overlap: 16 tokens -> ~0.5 s in flight.
 SLOW_TOKEN_S = 0.03
@@ -117,7 +118,7 @@ def test_open_stream_holds_the_slot_until_it_ends(make_app, token_headers, live_
 def test_client_hanging_up_mid_stream_frees_the_slot(make_app, token_headers, live_server):
     # 200 tokens at 50 ms: the stream would run 10 s, far longer than the release may take.
     app = make_app(token_delay_s=0.05, answer_tokens=200)
-    gateway = app.state.gateway
+    gateway = gateway_of(app)
     with live_server(app) as base, httpx.Client(base_url=base, timeout=10) as http:
         headers = token_headers(http, "free")
         with http.stream("POST", URL, headers=headers, json={**BODY, "stream": True}) as response:
@@ -151,7 +152,7 @@ def test_request_within_the_kv_budget_is_admitted_and_returns_its_room(make_app,
         headers = token_headers(client, "internal")
         response = client.post(URL, headers=headers, json={**BODY, "max_tokens": 10})
     assert response.status_code == 200
-    assert app.state.gateway.kv.reserved == 0
+    assert gateway_of(app).kv.reserved == 0
 
 
 def test_kv_room_is_held_while_requests_are_in_flight(make_app, token_headers, run_async):
@@ -165,4 +166,4 @@ def test_kv_room_is_held_while_requests_are_in_flight(make_app, token_headers, r
 
     responses = run_async(app, scenario)
     assert statuses(responses) == [200, 503]
-    assert app.state.gateway.kv.reserved == 0
+    assert gateway_of(app).kv.reserved == 0

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from reference_server.config import ServerConfig
 from reference_server.engines.sim import SimChatEngine
 from reference_server.errors import ApiError
+from reference_server.gateway import gateway_of
 
 URL = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Tell me a story about a lighthouse."}]
@@ -126,7 +127,7 @@ def test_engine_error_before_first_event_is_a_json_error(make_app, token_headers
         assert response.headers["content-type"].startswith("application/json")
         assert response.json()["error"]["type"] == "invalid_request_error"
         # The refused stream gave its slot back: the free key's next request is admitted.
-        assert app.state.gateway.kv.reserved == 0
+        assert gateway_of(app).kv.reserved == 0
         follow_up = client.post(URL, headers=headers, json={"model": "42-logic", "messages": HELLO})
         assert follow_up.status_code == 200
 
@@ -139,5 +140,5 @@ def test_engine_error_mid_stream_ends_with_an_error_event(make_app, token_header
         assert response.status_code == 200
         last = json.loads(events(response)[-1])
         assert last["error"]["type"] == "internal_error"
-        assert app.state.gateway.kv.reserved == 0
+        assert gateway_of(app).kv.reserved == 0
         assert stream(client, headers).status_code == 200  # the slot was released

@@ -73,7 +73,7 @@ def test_the_server_and_what_it_starts_run_at_the_given_niceness(tmp_path):
         expected = min(19, os.nice(0) + 7)  # niceness stops at 19 if this test already runs niced
         assert _niceness(proc.pid) == expected
         assert _niceness(int(child_file.read_text())) == expected
-        # Under autogroup scheduling the session's group carries the niceness too (vllm_process.py).
+        # Under autogroup scheduling the session's group carries the niceness too (vllm_launch.py).
         group = Path(f"/proc/{proc.pid}/autogroup")
         if group.exists() and Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1":
             assert group.read_text().split()[-2:] == ["nice", "7"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from tests.faults.live import serving
+from tests.support.uvicorn_thread import serving
 
 collect_ignore = ["fixtures"]
 
