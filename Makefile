@@ -40,11 +40,20 @@ serve: vllm
 	$(BIN)/conform42 serve
 
 lint: venv
+	@echo "== lane 1/4: lint (ruff check, ruff format --check, mypy over product and tests) =="
 	$(BIN)/ruff check suite loadtests reference_server tests
 	$(BIN)/mypy
 
-test: lint vllm
-	$(BIN)/python -m pytest
+# CI lanes, cheapest first, so a failure shows in minutes: lint, the fast tests (before the vLLM install),
+# the slow tests on sim servers and Locust, then the tests on real vLLM. Together they are `pytest` whole.
+test: lint
+	@echo "== lane 2/4: fast tests (no vLLM, not slow) =="
+	$(BIN)/python -m pytest -m "not vllm and not slow"
+	@$(MAKE) --no-print-directory vllm
+	@echo "== lane 3/4: slow tests (sim servers, Locust, subprocesses) =="
+	$(BIN)/python -m pytest -m "slow and not vllm"
+	@echo "== lane 4/4: tests on real vLLM =="
+	$(BIN)/python -m pytest -m vllm
 
 test-fast: venv
 	$(BIN)/python -m pytest -m "not vllm and not slow"

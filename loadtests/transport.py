@@ -50,7 +50,7 @@ def idle_socket_alive(sock: Any) -> bool:
     closed by the server). It asks through the ``select`` that gevent patched in, which with a zero
     timeout still does ``gevent.sleep(0)``: every other ready greenlet runs before this request is
     written, after its start was stamped, which puts their run time into every TTFT
-    (docs/benchmarks-loadtests.md has the size). The unpatched ``poll`` asks the same question of the
+    (docs/benchmarks.md has the size). The unpatched ``poll`` asks the same question of the
     kernel and returns at once (and, unlike ``select``, has no 1024-descriptor limit).
     """
     try:

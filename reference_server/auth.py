@@ -213,7 +213,7 @@ class TokenService:
         A client presents the same task token on every request of its 60 s life, so a token that
         passed the full check is remembered, keyed by its exact text, until its ``exp``: a repeat costs
         a dict lookup instead of base64, JSON, HMAC and claim checks, which cost most with the CPU caches
-        cold from vLLM's work between requests (docs/benchmarks-server.md). Any other text (tampered,
+        cold from vLLM's work between requests (docs/benchmarks.md). Any other text (tampered,
         re-signed, expired) is not in the cache and takes the full check.
         """
         hit = self._verified.get(token)

@@ -46,7 +46,7 @@ class ClosingStreamingResponse(StreamingResponse):
 
     The streaming itself replaces Starlette's: for ASGI 2.3 servers (uvicorn) that runs the stream and
     a disconnect listener in an anyio task group, a measurable cost before the first byte (see
-    docs/benchmarks-server.md). The contract is the same with one plain asyncio task: a watcher waits
+    docs/benchmarks.md). The contract is the same with one plain asyncio task: a watcher waits
     for ``http.disconnect`` and cancels the streaming task, which takes that cancellation as the normal
     end of a response whose client left.
     """

@@ -46,7 +46,7 @@ def vllm_command(
         "--host", "127.0.0.1",
         "--port", str(port),
         # A compiled start takes several times as long as an eager one, and vLLM 0.32 never reloads its
-        # compile cache, so compiling would cost that at every start (docs/benchmarks-server.md).
+        # compile cache, so compiling would cost that at every start (docs/benchmarks.md).
         "--enforce-eager",
     ]
     if runner == "pooling":
@@ -59,7 +59,7 @@ def _iomp_preload(prefix: Path) -> str | None:
     """Path of the Intel OpenMP runtime the `intel-openmp` wheel puts in `<venv>/lib`, if present.
 
     Preloading it (ahead of the GNU libgomp torch links) makes vLLM faster on these CPUs, most of all
-    at high concurrency, with the same output (docs/benchmarks-server.md).
+    at high concurrency, with the same output (docs/benchmarks.md).
     """
     candidate = prefix / "lib" / "libiomp5.so"
     return str(candidate) if candidate.is_file() else None
@@ -106,7 +106,7 @@ def vllm_environment(
             # Intel OpenMP spins for 200 ms after each parallel region by default, keeping both cores
             # busy between steps, so the gateway's per-token wake-ups wait for a core. Not spinning
             # leaves vLLM's own speed as it was and brings the gateway closer to calling vLLM directly
-            # (docs/benchmarks-server.md). setdefault: the caller's environment wins.
+            # (docs/benchmarks.md). setdefault: the caller's environment wins.
             env.setdefault("KMP_BLOCKTIME", "0")
             existing = env.get("LD_PRELOAD", "")
             if iomp not in existing.split(":"):

@@ -48,7 +48,7 @@ __all__ = [
 DEFAULT_CHAT_ARGS: tuple[str, ...] = ("--max-model-len", "2048", "--dtype", "bfloat16")
 #: Embedding engine flags: all-MiniLM-L6-v2 has 512 positions; 256 keeps its memory small. The checkpoint
 #: is float32 and vLLM would run it in float16 on CPU (with 100+ warnings, and results off from
-#: transformers'); float32 is exact and no slower (docs/benchmarks-server.md).
+#: transformers'); float32 is exact and no slower (docs/benchmarks.md).
 DEFAULT_EMBED_ARGS: tuple[str, ...] = ("--max-model-len", "256", "--dtype", "float32")
 
 LOG_TAIL_LINES = 40

@@ -159,7 +159,7 @@ def test_schema_rejects_a_blank_unforceable(tmp_path: Path) -> None:
 
 
 def test_invalid_input_split_keeps_the_must_to_no_5xx(catalogue: Catalogue) -> None:
-    """ERR-006 (MUST) forbids a 5xx; the 4xx it used to demand is ERR-013, a SHOULD."""
+    """ERR-006 (MUST) forbids a 5xx; rejecting invalid input with a 4xx is ERR-013, a SHOULD."""
     assert catalogue["ERR-006"].level == "MUST" and "5xx" in catalogue["ERR-006"].statement
     assert "4xx" not in catalogue["ERR-006"].statement
     assert catalogue["ERR-013"].level == "SHOULD" and "4xx" in catalogue["ERR-013"].statement

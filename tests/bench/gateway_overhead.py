@@ -2,7 +2,7 @@
 
 Starts one vLLM chat engine, then the reference server attached to that same engine
 (``--chat-engine-url``, default log level, so the access log is written as in production), and
-compares the two ways in. Targets (issue 3): throughput ratio >= 0.97, added p50 <= 2 ms.
+compares the two ways in. Targets: throughput ratio >= 0.97, added p50 <= 2 ms.
 
 **Throughput** (per concurrency level): closed-loop rounds of identical streaming requests, one side
 at a time, in ABBA order (direct, gateway, gateway, direct, ...), so a linear drift of the engine's

@@ -14,5 +14,6 @@ from reference_server.config import ServerConfig
 
 if __name__ == "__main__":
     ttl = int(sys.argv[1])
-    cli.ServerConfig = functools.partial(ServerConfig, token_ttl_s=ttl)  # type: ignore[misc]
+    # The CLI builds its ServerConfig by name; swap the name in its namespace for one with a short TTL.
+    vars(cli)["ServerConfig"] = functools.partial(ServerConfig, token_ttl_s=ttl)
     sys.exit(cli.main(sys.argv[2:]))

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import jsonschema
@@ -30,6 +30,7 @@ from reference_server.auth import DEMO_KEYS
 from reference_server.config import ServerConfig
 from reference_server.engines.sim import SimChatEngine, SimEmbedEngine
 from reference_server.errors import ApiError
+from reference_server.models import Tier
 from suite.openapi import load_spec
 from tests.support.server_process import ServerProcess
 from tests.support.uvicorn_thread import serving
@@ -62,7 +63,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 def _headers(http: TestClient | httpx.Client, tier: str) -> dict[str, str]:
-    response = http.post("/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS[tier]}",
+    response = http.post("/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS[cast(Tier, tier)]}",
                                                 "Content-Type": "application/json"})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['task_token']}"}

@@ -4,6 +4,7 @@ which starts the batch workers)."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -180,7 +181,7 @@ def test_max_tokens_caps_every_task(make_app, recording_engine, token_headers, p
 # ------------------------------------------------------------------------------------------ bad input
 
 
-def _many(n: int) -> dict:
+def _many(n: int) -> dict[str, Any]:
     return {"model": "42-logic", "tasks": [{"id": f"t{i}", "messages": TASK} for i in range(n)]}
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from reference_server.engines.sim import DEFAULT_ANSWER_TOKENS, MESSAGE_OVERHEAD_TOKENS, SYSTEM_FINGERPRINT
 
@@ -119,6 +120,7 @@ def test_response_format_needs_a_known_type(client, headers_for):
     # schema violation (422) instead of passing the engine's 400 on.
     base = {"model": "42-logic", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
     headers = headers_for("free")
+    bad: dict[str, Any]
     for bad in ({}, {"schema": {}}, {"type": "yaml"}):
         answer = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": bad})
         assert answer.status_code == 422, (bad, answer.text)

@@ -4,7 +4,7 @@ lets anyone else's cancellation through, and releases (on_close, body closed) on
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 import pytest
@@ -40,7 +40,7 @@ def _run(
             await gone.wait()
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             out["sent"].append(message)
 
         def on_close() -> None:
@@ -111,7 +111,7 @@ def test_an_engine_stream_is_closed_even_when_the_response_dies_before_reading_i
             await asyncio.sleep(10)
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             raise OSError("connection reset")  # the very first send fails
 
         response = ClosingStreamingResponse(content(), lambda: closes.append("slot"), source)

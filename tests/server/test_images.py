@@ -141,7 +141,9 @@ def test_remote_image_url_in_a_chat_is_400_and_frees_its_slot(client, headers_fo
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     gateway = gateway_of(client.app)
-    assert gateway.limiter.in_flight(gateway.auth.keystore.lookup(DEMO_KEYS["pro"]).key_id) == 0
+    caller = gateway.auth.keystore.lookup(DEMO_KEYS["pro"])
+    assert caller is not None
+    assert gateway.limiter.in_flight(caller.key_id) == 0
 
 
 def test_vision_chat_reads_the_configured_image_folder(make_app, token_headers, tmp_path):

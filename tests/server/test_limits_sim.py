@@ -128,7 +128,9 @@ def test_client_hanging_up_mid_stream_frees_the_slot(make_app, token_headers, li
             assert gateway.kv.reserved > 0
         # Leaving the block closed the connection with most of the stream unread. The server releases
         # on its own thread: wait for both counters (checking one alone would race the other).
-        key_id = gateway.auth.keystore.lookup(DEMO_KEYS["free"]).key_id
+        caller = gateway.auth.keystore.lookup(DEMO_KEYS["free"])
+        assert caller is not None
+        key_id = caller.key_id
         deadline = time.monotonic() + 5
         while (gateway.kv.reserved or gateway.limiter.in_flight(key_id)) and time.monotonic() < deadline:
             time.sleep(0.02)

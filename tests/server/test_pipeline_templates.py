@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -12,7 +14,7 @@ from reference_server.pipeline import TemplateError, load_templates, parse_templ
 from reference_server.pipeline.templates import render
 
 
-def _steps(*steps: str) -> dict:
+def _steps(*steps: str) -> dict[str, Any]:
     return {"steps": [yaml.safe_load(s) for s in steps]}
 
 

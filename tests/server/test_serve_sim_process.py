@@ -12,7 +12,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +46,7 @@ def _task_headers(http: httpx.Client, tier: str = "free") -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['task_token']}"}
 
 
-def _wait_for(predicate, timeout: float = 5.0) -> bool:
+def _wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -100,7 +101,7 @@ def test_token_exchange_chat_and_stream(http):
 def test_access_log_is_one_plain_json_line_per_request(server, http):
     assert http.get("/health", headers={"X-Probe": "access-log"}).status_code == 200
 
-    def access_lines() -> list[dict]:
+    def access_lines() -> list[dict[str, Any]]:
         return [json.loads(line) for line in server.stderr().splitlines() if line.startswith("{")]
 
     assert _wait_for(lambda: any(entry["path"] == "/health" for entry in access_lines()))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, cast
 
 from fastapi.testclient import TestClient
 
@@ -112,7 +112,7 @@ class _BreakingEngine(SimChatEngine):
     """Fails after its first event."""
 
     async def stream(self, body: dict[str, Any]) -> AsyncIterator[bytes]:
-        agen = super().stream(body)
+        agen = cast(AsyncGenerator[bytes, None], super().stream(body))
         yield await anext(agen)
         await agen.aclose()
         raise RuntimeError("engine died mid-stream")

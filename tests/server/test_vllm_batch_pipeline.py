@@ -16,6 +16,7 @@ import importlib.util
 import io
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ def _png_data_url() -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
-def _tasks(n: int) -> list[dict]:
+def _tasks(n: int) -> list[dict[str, Any]]:
     return [{"id": f"t{i}", "messages": [{"role": "user", "content": f"{STORY} ({i})"}]} for i in range(n)]
 
 

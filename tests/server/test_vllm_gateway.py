@@ -73,7 +73,7 @@ def test_health_and_banner_name_the_vllm_engines(server, http):
     out = server.stdout()
     assert "vLLM chat engine ready in" in out and "vLLM embedding engine ready in" in out
     assert f"http://127.0.0.1:{server.port}" in out
-    assert DEMO_KEYS["free"] in out  # type: ignore[index]
+    assert DEMO_KEYS["free"] in out
 
 
 def test_chat_completion_from_the_model(http):
