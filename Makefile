@@ -42,6 +42,7 @@ serve: vllm
 lint: venv
 	@echo "== lane 1/4: lint (ruff check, ruff format --check, mypy over product and tests) =="
 	$(BIN)/ruff check suite loadtests reference_server tests
+	$(BIN)/ruff format --check suite loadtests reference_server tests
 	$(BIN)/mypy
 
 # CI lanes, cheapest first, so a failure shows in minutes: lint, the fast tests (before the vLLM install),

@@ -78,78 +78,159 @@ class HarnessOption:
 
 
 HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
-    HarnessOption("api_profile", choices=("42ai", "fortytwo"), default="42ai",
-                  help="42ai: exchange each API key for a task token at POST /api/token; "
-                  "fortytwo: the key is the bearer"),
-    *(HarnessOption(f"key_{tier}", secret=True,
-                    help=f"API key of the {tier} tier (else CONFORM42_KEY_{tier.upper()}, "
-                    "else the reference server's demo key)") for tier in TIERS),
+    HarnessOption(
+        "api_profile",
+        choices=("42ai", "fortytwo"),
+        default="42ai",
+        help="42ai: exchange each API key for a task token at POST /api/token; "
+        "fortytwo: the key is the bearer",
+    ),
+    *(
+        HarnessOption(
+            f"key_{tier}",
+            secret=True,
+            help=f"API key of the {tier} tier (else CONFORM42_KEY_{tier.upper()}, "
+            "else the reference server's demo key)",
+        )
+        for tier in TIERS
+    ),
     HarnessOption("token_url", help="where POST /api/token lives (default: the host)"),
-    HarnessOption("token_ttl", parse=float, default=0.0,
-                  help="assume task tokens live this many seconds instead of reading exp-iat from the token "
-                  "(for tests of the 401 path); 0 reads the token"),
-    *(HarnessOption(f"{tier}_users", parse=int, default=users,
-                    help=f"closed-loop users sharing the {tier} key (default {users})")
-      for tier, users in zip(TIERS, (3, 4, 2), strict=True)),
-    *(HarnessOption(f"weight_{kind}", parse=int, default=weight,
-                    help=f"task weight of {kind} (default {weight}; 0 off)")
-      for kind, weight in zip(KINDS, (2, 4, 1, 1, 1), strict=True)),
-    HarnessOption("models", default=_CHAT_MODELS,
-                  help="chat models to spread requests over; each tier uses those it may (default: all "
-                  "five)"),
+    HarnessOption(
+        "token_ttl",
+        parse=float,
+        default=0.0,
+        help="assume task tokens live this many seconds instead of reading exp-iat from the token "
+        "(for tests of the 401 path); 0 reads the token",
+    ),
+    *(
+        HarnessOption(
+            f"{tier}_users",
+            parse=int,
+            default=users,
+            help=f"closed-loop users sharing the {tier} key (default {users})",
+        )
+        for tier, users in zip(TIERS, (3, 4, 2), strict=True)
+    ),
+    *(
+        HarnessOption(
+            f"weight_{kind}",
+            parse=int,
+            default=weight,
+            help=f"task weight of {kind} (default {weight}; 0 off)",
+        )
+        for kind, weight in zip(KINDS, (2, 4, 1, 1, 1), strict=True)
+    ),
+    HarnessOption(
+        "models",
+        default=_CHAT_MODELS,
+        help="chat models to spread requests over; each tier uses those it may (default: all five)",
+    ),
     HarnessOption("embed_model", default="42-embed", help="embedding model (default 42-embed)"),
     HarnessOption("max_tokens", parse=int, default=32, help="max_tokens of every chat request (default 32)"),
-    HarnessOption("prompt", default="Write a short story about a lighthouse keeper.",
-                  help="the user message"),
-    HarnessOption("request_timeout", parse=float, default=60.0,
-                  help="seconds without an answer (or without stream progress) before a request counts as "
-                  "never answered (default 60)"),
-    HarnessOption("think_time", parse=float, default=0.0,
-                  help="seconds each closed-loop user waits between tasks"),
-    HarnessOption("backoff_429", parse=float, default=0.2,
-                  help="seconds a user waits after a 429 or 503 (default 0.2; --honour-retry-after waits "
-                  "Retry-After)"),
-    HarnessOption("honour_retry_after", flag=True, default=False,
-                  help="wait the Retry-After of a 429/503 before the next task, as a polite client would"),
+    HarnessOption(
+        "prompt", default="Write a short story about a lighthouse keeper.", help="the user message"
+    ),
+    HarnessOption(
+        "request_timeout",
+        parse=float,
+        default=60.0,
+        help="seconds without an answer (or without stream progress) before a request counts as "
+        "never answered (default 60)",
+    ),
+    HarnessOption(
+        "think_time", parse=float, default=0.0, help="seconds each closed-loop user waits between tasks"
+    ),
+    HarnessOption(
+        "backoff_429",
+        parse=float,
+        default=0.2,
+        help="seconds a user waits after a 429 or 503 (default 0.2; --honour-retry-after waits Retry-After)",
+    ),
+    HarnessOption(
+        "honour_retry_after",
+        flag=True,
+        default=False,
+        help="wait the Retry-After of a 429/503 before the next task, as a polite client would",
+    ),
     HarnessOption("batch_tasks", parse=int, default=2, help="tasks per batch (default 2)"),
-    HarnessOption("batch_poll_interval", parse=float, default=0.5,
-                  help="seconds between batch polls (default 0.5)"),
-    HarnessOption("batch_timeout", parse=float, default=120.0,
-                  help="seconds a batch may take to complete before it counts as never answered "
-                  "(default 120)"),
-    HarnessOption("pipeline_template", default="design-analysis",
-                  help="pipeline template (default design-analysis)"),
-    HarnessOption("pipeline_input", default=json.dumps({"image_url": _PIXEL}),
-                  help="pipeline input as JSON (default: a 1x1 PNG data: URL as image_url)"),
-    HarnessOption("open_loop_rate", parse=float, default=0.0,
-                  help="open-loop arrivals per second (0: no open-loop user); requests are sent on schedule "
-                  "whether or not earlier ones have finished"),
-    HarnessOption("open_loop_arrival", choices=("poisson", "fixed"), default="poisson",
-                  help="open-loop inter-arrival times: exponential (poisson) or constant (fixed)"),
-    HarnessOption("open_loop_tier", choices=TIERS, default="internal",
-                  help="whose key the open-loop user uses"),
-    HarnessOption("open_loop_kind", choices=("chat", "stream", "embed"), default="stream",
-                  help="what the open-loop user sends (default stream)"),
-    HarnessOption("open_loop_max_in_flight", parse=int, default=256,
-                  help="open-loop arrivals beyond this many in flight are dropped and counted (saturation)"),
-    HarnessOption("max_dispatch_delay_ms", parse=float, default=10.0,
-                  help="open-loop dispatch delay p99 above which the client counts as saturated (default "
-                  "10)"),
-    HarnessOption("fail_on_saturation", flag=True, default=False,
-                  help="a saturated client fails the run (exit 1) instead of only being flagged"),
-    HarnessOption("overlap_tolerance_ms", parse=float, default=50.0,
-                  help="in-flight overlaps shorter than this are not over-admission (delivery jitter; "
-                  "default 50)"),
+    HarnessOption(
+        "batch_poll_interval", parse=float, default=0.5, help="seconds between batch polls (default 0.5)"
+    ),
+    HarnessOption(
+        "batch_timeout",
+        parse=float,
+        default=120.0,
+        help="seconds a batch may take to complete before it counts as never answered (default 120)",
+    ),
+    HarnessOption(
+        "pipeline_template", default="design-analysis", help="pipeline template (default design-analysis)"
+    ),
+    HarnessOption(
+        "pipeline_input",
+        default=json.dumps({"image_url": _PIXEL}),
+        help="pipeline input as JSON (default: a 1x1 PNG data: URL as image_url)",
+    ),
+    HarnessOption(
+        "open_loop_rate",
+        parse=float,
+        default=0.0,
+        help="open-loop arrivals per second (0: no open-loop user); requests are sent on schedule "
+        "whether or not earlier ones have finished",
+    ),
+    HarnessOption(
+        "open_loop_arrival",
+        choices=("poisson", "fixed"),
+        default="poisson",
+        help="open-loop inter-arrival times: exponential (poisson) or constant (fixed)",
+    ),
+    HarnessOption(
+        "open_loop_tier", choices=TIERS, default="internal", help="whose key the open-loop user uses"
+    ),
+    HarnessOption(
+        "open_loop_kind",
+        choices=("chat", "stream", "embed"),
+        default="stream",
+        help="what the open-loop user sends (default stream)",
+    ),
+    HarnessOption(
+        "open_loop_max_in_flight",
+        parse=int,
+        default=256,
+        help="open-loop arrivals beyond this many in flight are dropped and counted (saturation)",
+    ),
+    HarnessOption(
+        "max_dispatch_delay_ms",
+        parse=float,
+        default=10.0,
+        help="open-loop dispatch delay p99 above which the client counts as saturated (default 10)",
+    ),
+    HarnessOption(
+        "fail_on_saturation",
+        flag=True,
+        default=False,
+        help="a saturated client fails the run (exit 1) instead of only being flagged",
+    ),
+    HarnessOption(
+        "overlap_tolerance_ms",
+        parse=float,
+        default=50.0,
+        help="in-flight overlaps shorter than this are not over-admission (delivery jitter; default 50)",
+    ),
     HarnessOption("slo_ttft_p95", parse=float, default=None, help="fail if TTFT p95 exceeds this (ms)"),
-    HarnessOption("slo_itl_p95", parse=float, default=None,
-                  help="fail if per-token ITL p95 exceeds this (ms)"),
+    HarnessOption(
+        "slo_itl_p95", parse=float, default=None, help="fail if per-token ITL p95 exceeds this (ms)"
+    ),
     HarnessOption("slo_e2e_p95", parse=float, default=None, help="fail if end-to-end p95 exceeds this (ms)"),
-    HarnessOption("slo_error_rate", parse=float, default=0.01,
-                  help="fail if failures / requests exceeds this (429 and 503 are not failures; default "
-                  "0.01)"),
+    HarnessOption(
+        "slo_error_rate",
+        parse=float,
+        default=0.01,
+        help="fail if failures / requests exceeds this (429 and 503 are not failures; default 0.01)",
+    ),
     HarnessOption("summary_json", help="write the summary (per tier and model, violations, SLOs) here"),
-    HarnessOption("record_file",
-                  help="append one JSON line per stream (ids, stamps) here, for the accuracy benchmark"),
+    HarnessOption(
+        "record_file", help="append one JSON line per stream (ids, stamps) here, for the accuracy benchmark"
+    ),
 )
 DEFAULTS: Mapping[str, Any] = {option.name: option.default for option in HARNESS_OPTIONS}
 

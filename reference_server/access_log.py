@@ -97,7 +97,12 @@ class AccessLogMiddleware:
             self._log(scope, state, exchange, wall, start, error)
 
     def _log(
-        self, scope: Scope, state: dict[str, Any], exchange: _Exchange, wall: float, start: float,
+        self,
+        scope: Scope,
+        state: dict[str, Any],
+        exchange: _Exchange,
+        wall: float,
+        start: float,
         error: str | None,
     ) -> None:
         end = time.perf_counter()

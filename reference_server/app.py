@@ -35,27 +35,44 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(config: ServerConfig, chat_engine: ChatEngine, embed_engine: EmbedEngine) -> FastAPI:
-    app = FastAPI(title="conform42 reference server", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=_lifespan)
+    app = FastAPI(
+        title="conform42 reference server",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=_lifespan,
+    )
     budget = config.kv_budget_tokens if config.kv_budget_tokens is not None else chat_engine.kv_budget_tokens
     kv = KvBudget(budget, config.retry_after_503_s)
     # Batch workers per key: the tier's concurrency, a fixed cap for the unlimited tier.
-    pool_sizes: dict[str, int] = {tier: limit if limit is not None else config.batch_unlimited_tier_workers
-                  for tier, limit in TIER_CONCURRENCY.items()}
-    attach_gateway(app, Gateway(
-        config=config,
-        chat=chat_engine,
-        embed=embed_engine,
-        auth=Authenticator.from_config(config),
-        limiter=ConcurrencyLimiter(config.retry_after_429_s),
-        kv=kv,
-        batches=BatchService(config.data_dir, chat_engine, kv, pool_sizes, config.batch_task_timeout_s),
-        # Loaded (and checked) now: a broken template stops the server at start, not a caller later.
-        pipelines=load_templates(config.pipeline_dir),
-    ))
+    pool_sizes: dict[str, int] = {
+        tier: limit if limit is not None else config.batch_unlimited_tier_workers
+        for tier, limit in TIER_CONCURRENCY.items()
+    }
+    attach_gateway(
+        app,
+        Gateway(
+            config=config,
+            chat=chat_engine,
+            embed=embed_engine,
+            auth=Authenticator.from_config(config),
+            limiter=ConcurrencyLimiter(config.retry_after_429_s),
+            kv=kv,
+            batches=BatchService(config.data_dir, chat_engine, kv, pool_sizes, config.batch_task_timeout_s),
+            # Loaded (and checked) now: a broken template stops the server at start, not a caller later.
+            pipelines=load_templates(config.pipeline_dir),
+        ),
+    )
     install_error_handlers(app)
     app.add_middleware(AccessLogMiddleware)
-    for router in (health.router, token.router, models.router, chat.router, embeddings.router, batch.router,
-                   pipeline.router):
+    for router in (
+        health.router,
+        token.router,
+        models.router,
+        chat.router,
+        embeddings.router,
+        batch.router,
+        pipeline.router,
+    ):
         app.include_router(router)
     return app

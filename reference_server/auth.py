@@ -341,4 +341,3 @@ class Authenticator:
                 "use POST /api/token to exchange your API key for a task token"
             )
         return self.tokens.verify(token)
-

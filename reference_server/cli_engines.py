@@ -116,19 +116,28 @@ def start_vllm_engines(args: argparse.Namespace, engines: StartedEngines) -> tup
     if args.chat_engine_url is None:
         chat_proc = VllmProcess(
             # Every chat ID is a served name (vLLM accepts each); the first is the one vLLM echoes.
-            chat_dir, CHAT_SERVED_NAMES, runner="generate",
-            cache_root=cache / "vllm-run", log_file=logs / f"vllm-chat-{os.getpid()}.log",
+            chat_dir,
+            CHAT_SERVED_NAMES,
+            runner="generate",
+            cache_root=cache / "vllm-run",
+            log_file=logs / f"vllm-chat-{os.getpid()}.log",
             # start() runs on the main thread, which lives as long as the server: if this process is
             # SIGKILLed, the kernel still SIGTERMs the 3.6 GB engine.
-            die_with_parent=True, nice=args.engine_nice,
+            die_with_parent=True,
+            nice=args.engine_nice,
         )
         engines.procs.append(("chat", chat_proc))
         say(f"starting vLLM chat engine ({CHAT_MODEL_LABEL}) ...")
         chat_proc.start()
     if embed_dir is not None:
         embed_proc = VllmProcess(
-            embed_dir, EMBED_SERVED_NAME, runner="pooling", cache_root=cache / "vllm-run",
-            log_file=logs / f"vllm-embed-{os.getpid()}.log", die_with_parent=True, nice=args.engine_nice,
+            embed_dir,
+            EMBED_SERVED_NAME,
+            runner="pooling",
+            cache_root=cache / "vllm-run",
+            log_file=logs / f"vllm-embed-{os.getpid()}.log",
+            die_with_parent=True,
+            nice=args.engine_nice,
         )
         engines.procs.append(("embedding", embed_proc))
         say(f"starting vLLM embedding engine ({EMBED_MODEL_LABEL}) ...")
@@ -137,8 +146,14 @@ def start_vllm_engines(args: argparse.Namespace, engines: StartedEngines) -> tup
     # Both engines start side by side; load the tokenizer (a few seconds, mostly importing transformers)
     # meanwhile. Context length and KV capacity are only known once the chat engine is up.
     chat_url = args.chat_engine_url or (chat_proc.base_url if chat_proc else "")
-    chat = VllmChatEngine(chat_url, CHAT_SERVED_NAMES, chat_dir, FALLBACK_MAX_MODEL_LEN, None,
-                          is_alive=chat_proc.is_running if chat_proc else None)
+    chat = VllmChatEngine(
+        chat_url,
+        CHAT_SERVED_NAMES,
+        chat_dir,
+        FALLBACK_MAX_MODEL_LEN,
+        None,
+        is_alive=chat_proc.is_running if chat_proc else None,
+    )
     embed_url = args.embed_engine_url or (embed_proc.base_url if embed_proc else "")
     embed = VllmEmbedEngine(embed_url, is_alive=embed_proc.is_running if embed_proc else None)
 
@@ -156,15 +171,21 @@ def start_vllm_engines(args: argparse.Namespace, engines: StartedEngines) -> tup
         raise Fatal(EXIT_FAILED, f"cannot list the models of the chat engine at {chat_url}: {exc}") from exc
     missing = [n for n in CHAT_SERVED_NAMES if n not in names]
     if missing:
-        raise Fatal(EXIT_SETUP, f"the chat engine at {chat_url} does not serve {', '.join(missing)} "
-                                 f"(it serves {', '.join(names) or 'nothing'}); start it with "
-                                 f"--served-model-name {' '.join(CHAT_SERVED_NAMES)}")
+        raise Fatal(
+            EXIT_SETUP,
+            f"the chat engine at {chat_url} does not serve {', '.join(missing)} "
+            f"(it serves {', '.join(names) or 'nothing'}); start it with "
+            f"--served-model-name {' '.join(CHAT_SERVED_NAMES)}",
+        )
     # Rebuilt with vLLM's own order: its first name is the one written into answers.
     chat.set_served_names(names)
     chat.kv_budget_tokens = read_kv_cache_tokens(chat_url, chat_proc.log_file if chat_proc else None)
     kv = f"{chat.kv_budget_tokens} tokens" if chat.kv_budget_tokens is not None else "unknown (no 503 check)"
-    say(f"engines ready in {time.monotonic() - started:.1f} s; context {chat.max_model_len} tokens, "
-         f"KV cache {kv}")
-    engines.description = (f"vllm: chat {CHAT_MODEL_LABEL} at {chat_url}, embeddings {EMBED_MODEL_LABEL} "
-                           f"at {embed_url}")
+    say(
+        f"engines ready in {time.monotonic() - started:.1f} s; context {chat.max_model_len} tokens, "
+        f"KV cache {kv}"
+    )
+    engines.description = (
+        f"vllm: chat {CHAT_MODEL_LABEL} at {chat_url}, embeddings {EMBED_MODEL_LABEL} at {embed_url}"
+    )
     return chat, embed

@@ -82,8 +82,11 @@ def write_port_file(path: Path, port: int) -> None:
 
 def _banner(host: str, port: int, config: ServerConfig, engines: StartedEngines) -> str:
     shown_host = f"[{host}]" if ":" in host else host
-    flavour = ("42ai (exchange an API key for a task token: POST /api/token)" if config.flavour == "42ai"
-               else "fortytwo (the API key is the bearer token)")
+    flavour = (
+        "42ai (exchange an API key for a task token: POST /api/token)"
+        if config.flavour == "42ai"
+        else "fortytwo (the API key is the bearer token)"
+    )
     lines = [
         f"conform42 reference server listening on http://{shown_host}:{port}",
         f"  flavour: {flavour}",
@@ -104,8 +107,13 @@ async def _watchdog(server: uvicorn.Server, engines: StartedEngines, outcome: li
                 continue
             # stop() reaps what is left of its process group and returns the exit code.
             code = await asyncio.to_thread(proc.stop)
-            log.error("the vLLM %s engine exited unexpectedly (exit code %s); shutting down. Last lines of "
-                      "%s:\n%s", label, code, proc.log_file, proc.log_tail())
+            log.error(
+                "the vLLM %s engine exited unexpectedly (exit code %s); shutting down. Last lines of %s:\n%s",
+                label,
+                code,
+                proc.log_file,
+                proc.log_tail(),
+            )
             outcome.append(EXIT_FAILED)
             server.should_exit = True
             return
@@ -159,17 +167,37 @@ async def _serve(
     return outcome[0] if outcome else EXIT_OK
 
 
-def run_server(app: FastAPI, args: argparse.Namespace, config: ServerConfig, chat: ChatEngine,
-               embed: EmbedEngine, engines: StartedEngines) -> int:
+def run_server(
+    app: FastAPI,
+    args: argparse.Namespace,
+    config: ServerConfig,
+    chat: ChatEngine,
+    embed: EmbedEngine,
+    engines: StartedEngines,
+) -> int:
     """Serve ``app`` as the options say until a stop signal or an engine's death; the exit code."""
     uv_config = uvicorn.Config(
-        app, host=args.host, port=args.port, log_level=args.log_level, access_log=False, lifespan="on",
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
         # Logging is configured once, by the CLI; uvicorn's own dictConfig would replace those handlers.
-        log_config=None, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        log_config=None,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
     server = _Server(uv_config)
     # uvicorn >= 0.36 picks uvloop when installed (faster streaming); older ones leave the default loop.
     loop_factory = getattr(uv_config, "get_loop_factory", lambda: None)()
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_serve(server, chat, embed, engines, args.port_file,
-                                 lambda port: _banner(args.host, port, config, engines)))
+        return runner.run(
+            _serve(
+                server,
+                chat,
+                embed,
+                engines,
+                args.port_file,
+                lambda port: _banner(args.host, port, config, engines),
+            )
+        )

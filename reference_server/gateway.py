@@ -20,8 +20,15 @@ from reference_server.engines.base import ChatEngine, EmbedEngine
 from reference_server.limits import ConcurrencyLimiter, KvBudget
 from reference_server.pipeline import Template
 
-__all__ = ["CallerDep", "Gateway", "GatewayDep", "attach_gateway", "gateway_of", "get_gateway",
-           "require_caller"]
+__all__ = [
+    "CallerDep",
+    "Gateway",
+    "GatewayDep",
+    "attach_gateway",
+    "gateway_of",
+    "get_gateway",
+    "require_caller",
+]
 
 
 @dataclass

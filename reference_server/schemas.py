@@ -124,9 +124,10 @@ class EmbeddingRequest(BaseModel):
 
     model: StrictStr
     # An empty string has nothing to embed; refusing it (422) beats returning a meaningless vector.
-    input: Annotated[StrictStr, Field(min_length=1)] | Annotated[
-        list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1)
-    ]
+    input: (
+        Annotated[StrictStr, Field(min_length=1)]
+        | Annotated[list[Annotated[StrictStr, Field(min_length=1)]], Field(min_length=1)]
+    )
     # The OpenAI SDK sends "base64" unless told otherwise.
     encoding_format: Literal["float", "base64"] | None = None
 
@@ -198,6 +199,4 @@ def parse_body(raw: bytes, content_type: str | None, model: type[M]) -> M:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in errors]
-        ) from None
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None

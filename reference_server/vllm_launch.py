@@ -39,12 +39,18 @@ def vllm_command(
 ) -> list[str]:
     """The argv that starts vLLM's OpenAI-compatible server for ``model`` on ``port``."""
     args = [
-        python, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", model,
+        python,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        model,
         # One flag with every name: vLLM's argparse keeps only the last occurrence of a repeated flag.
-        "--served-model-name", *served_names,
-        "--host", "127.0.0.1",
-        "--port", str(port),
+        "--served-model-name",
+        *served_names,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
         # A compiled start takes several times as long as an eager one, and vLLM 0.32 never reloads its
         # compile cache, so compiling would cost that at every start (docs/benchmarks.md).
         "--enforce-eager",
@@ -84,20 +90,22 @@ def vllm_environment(
     inductor_cache = cache_root / "torchinductor"
     for folder in (vllm_cache, inductor_cache, tmp):
         folder.mkdir(parents=True, exist_ok=True)
-    env.update({
-        "HF_HUB_OFFLINE": "1",  # models come from data wheels; never reach for a hub
-        "TRANSFORMERS_OFFLINE": "1",
-        "HF_HUB_DISABLE_TELEMETRY": "1",
-        "VLLM_HOST_IP": "127.0.0.1",  # otherwise internal sockets bind a non-loopback address
-        "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),  # GiB; the default memory probe fails here
-        "VLLM_NO_USAGE_STATS": "1",
-        "DO_NOT_TRACK": "1",
-        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # two cores: don't keep one away from the engine
-        "VLLM_CACHE_ROOT": str(vllm_cache),
-        "TORCHINDUCTOR_CACHE_DIR": str(inductor_cache),
-        "TMPDIR": str(tmp),
-        "PYTHONUNBUFFERED": "1",  # log lines reach the file as they happen (readiness diagnostics)
-    })
+    env.update(
+        {
+            "HF_HUB_OFFLINE": "1",  # models come from data wheels; never reach for a hub
+            "TRANSFORMERS_OFFLINE": "1",
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "VLLM_HOST_IP": "127.0.0.1",  # otherwise internal sockets bind a non-loopback address
+            "VLLM_CPU_KVCACHE_SPACE": str(kv_cache_gib),  # GiB; the default memory probe fails here
+            "VLLM_NO_USAGE_STATS": "1",
+            "DO_NOT_TRACK": "1",
+            "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",  # two cores: don't keep one away from the engine
+            "VLLM_CACHE_ROOT": str(vllm_cache),
+            "TORCHINDUCTOR_CACHE_DIR": str(inductor_cache),
+            "TMPDIR": str(tmp),
+            "PYTHONUNBUFFERED": "1",  # log lines reach the file as they happen (readiness diagnostics)
+        }
+    )
     if preload_iomp:
         iomp = _iomp_preload(Path(python).parent.parent)  # <venv>/bin/python -> <venv>
         if iomp is None:

@@ -160,8 +160,12 @@ class VllmProcess:
         of one still starting, which then hangs forever in its engine/worker handshake.
         """
         return vllm_environment(
-            self.cache_root, tmpdir if tmpdir is not None else self.cache_root / "tmp", python=self.python,
-            kv_cache_gib=self.kv_cache_gib, preload_iomp=self.preload_iomp, overrides=self.env_overrides,
+            self.cache_root,
+            tmpdir if tmpdir is not None else self.cache_root / "tmp",
+            python=self.python,
+            kv_cache_gib=self.kv_cache_gib,
+            preload_iomp=self.preload_iomp,
+            overrides=self.env_overrides,
         )
 
     def start(self) -> None:
@@ -342,4 +346,3 @@ class VllmProcess:
         if self.runner == "pooling":
             return None
         return read_kv_cache_tokens(self.base_url, self.log_file, timeout_s=timeout_s)
-

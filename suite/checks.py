@@ -94,9 +94,7 @@ def excerpt(response: httpx.Response | None, limit: int = _EXCERPT_LIMIT) -> str
     return f"HTTP {response.status_code} (content-type: {content_type})\n{body}"
 
 
-def fail(
-    message: str, *, expected: str, received: str, response: httpx.Response | None = None
-) -> NoReturn:
+def fail(message: str, *, expected: str, received: str, response: httpx.Response | None = None) -> NoReturn:
     raise ConformanceFailure(message, expected=expected, received=received, response=response)
 
 

@@ -60,8 +60,9 @@ def _first_conformance_failure(exc: BaseException) -> ConformanceFailure | None:
     return next((e for e in leaves(exc) if isinstance(e, ConformanceFailure)), None)
 
 
-def _detail(exc: BaseException, phase: str, keys: Mapping[str, str],
-            last_request: httpx.Request | None) -> FailureDetail:
+def _detail(
+    exc: BaseException, phase: str, keys: Mapping[str, str], last_request: httpx.Request | None
+) -> FailureDetail:
     failure = _first_conformance_failure(exc)
     if failure is not None:
         request = failure.request or last_request

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `run` passes everything after `--` to pytest untouched.
     passthrough: list[str] = []
     if "--" in argv:
-        passthrough = argv[argv.index("--") + 1:]
+        passthrough = argv[argv.index("--") + 1 :]
         argv = argv[: argv.index("--")]
     args = parser.parse_args(argv)
     args.pytest_args = passthrough

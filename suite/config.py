@@ -99,7 +99,8 @@ class Settings:
             "reference_engine": self.reference_engine if not self.target else None,
             "config_file": str(self.config_file) if self.config_file else None,
             # A data: URL is long and says nothing to a reader of the report; its size does.
-            "image_url": self.image_url if not self.image_url.startswith("data:")
+            "image_url": self.image_url
+            if not self.image_url.startswith("data:")
             else f"(data: URL, {len(self.image_url)} characters)",
             "accept_skip": list(self.accept_skip),
         }
@@ -114,8 +115,9 @@ def substitute_env(text: str, env: Mapping[str, str], *, where: str) -> str:
             return env[name]
         if default is not None:
             return default
-        raise ConfigError(f"{where}: environment variable {name} is not set "
-                          f"(write ${{{name}:-}} to make it optional)")
+        raise ConfigError(
+            f"{where}: environment variable {name} is not set (write ${{{name}:-}} to make it optional)"
+        )
 
     return _VARIABLE.sub(replace, text)
 
@@ -140,8 +142,9 @@ def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
     unknown = sorted(set(raw) - FILE_KEYS)
     if unknown:
-        raise ConfigError(f"{path}: unknown setting(s) {', '.join(unknown)} "
-                          f"(known: {', '.join(sorted(FILE_KEYS))})")
+        raise ConfigError(
+            f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FILE_KEYS))})"
+        )
     data: dict[str, Any] = _substitute_all(raw, env, str(path))
     keys = data.get("keys", {})
     if not isinstance(keys, dict) or set(keys) - set(TIERS):

@@ -58,8 +58,9 @@ def with_models(target: Target, ids: list[str], *, chat: str | None, embed: str 
     )
 
 
-def discover_models(api: Api, target: Target, *, chat: str | None, embed: str | None
-                    ) -> tuple[Target, str | None]:
+def discover_models(
+    api: Api, target: Target, *, chat: str | None, embed: str | None
+) -> tuple[Target, str | None]:
     """Fill in the models ``GET /v1/models`` lists; return the new target and a note (or None).
 
     The first ID containing "embed" is the embedding model, the first other ID the chat model.
@@ -67,12 +68,17 @@ def discover_models(api: Api, target: Target, *, chat: str | None, embed: str | 
     """
     tier = next((t for t in TIERS if target.has_key(t)), None)
     if tier is None:
-        return (dataclasses.replace(target, chat_model=chat or target.chat_model, embed_model=embed),
-                "model discovery skipped: no API key given")
+        return (
+            dataclasses.replace(target, chat_model=chat or target.chat_model, embed_model=embed),
+            "model discovery skipped: no API key given",
+        )
     response = api.get("/v1/models", tier=tier)
     ids = listed_models(response)
-    note = None if ids else f"model discovery: GET /v1/models answered HTTP {response.status_code} " \
-                            "without a model list"
+    note = (
+        None
+        if ids
+        else f"model discovery: GET /v1/models answered HTTP {response.status_code} without a model list"
+    )
     return with_models(target, ids, chat=chat, embed=embed), note
 
 
@@ -104,8 +110,7 @@ class Features:
         if feature not in FEATURES:
             raise ValueError(f"unknown feature {feature!r} (known: {', '.join(FEATURES)})")
         if not getattr(self, feature):
-            disabled(f"the target does not offer {feature} "
-                     f"({self.target.profile} profile; {_HOW[feature]})")
+            disabled(f"the target does not offer {feature} ({self.target.profile} profile; {_HOW[feature]})")
 
     def require_embeddings(self) -> str:
         """The embedding model ID, or Disabled."""

@@ -51,8 +51,9 @@ def _build_target(config: pytest.Config) -> Target:
     discover = target.profile == "fortytwo" and settings.target is not None
     if discover and (settings.chat_model is None or settings.embed_model is None):
         with Api(target) as client:
-            target, note = discover_models(client, target, chat=settings.chat_model,
-                                           embed=settings.embed_model)
+            target, note = discover_models(
+                client, target, chat=settings.chat_model, embed=settings.embed_model
+            )
         if note:
             state.notes.append(note)
         state.notes.append(f"models: chat {target.chat_model}, embeddings {target.embed_model or 'none'}")
@@ -82,4 +83,3 @@ def api(target: Target) -> Iterator[Api]:
 def features(target: Target, api: Api) -> Features:
     """Optional features of the target: ``features.require("batch")``, ``features.require_embeddings()``."""
     return Features(target, api)
-

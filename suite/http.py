@@ -98,8 +98,13 @@ class Api:
         It goes out on this client's connections with the fixed timeout as its deadline: the deadlines
         that follow ``max_tokens`` are derived from what it measures.
         """
-        return measure_pace(self._client, self.target.base_url + "/v1/chat/completions", dict(headers),
-                            self.target.chat_model, floor_s=self.target.timeout)
+        return measure_pace(
+            self._client,
+            self.target.base_url + "/v1/chat/completions",
+            dict(headers),
+            self.target.chat_model,
+            floor_s=self.target.timeout,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -132,14 +137,17 @@ class Api:
         try:
             response = self.exchange(key)
         except ConformanceFailure as exc:  # timed out or broke the exchange; unreachable stays unreachable
-            raise TokenExchangeFailed(f"no task token for the {tier} tier: POST {url}: {exc.message} "
-                                      f"({exc.received})") from exc
+            raise TokenExchangeFailed(
+                f"no task token for the {tier} tier: POST {url}: {exc.message} ({exc.received})"
+            ) from exc
         token = task_token(response)
         if token is None:
             status = response.status_code
             what = "without a task_token string" if status == 200 else "instead of 200"
-            raise TokenExchangeFailed(f"no task token for the {tier} tier: POST {url} answered HTTP {status} "
-                                      f"{what}", response=response)
+            raise TokenExchangeFailed(
+                f"no task token for the {tier} tier: POST {url} answered HTTP {status} {what}",
+                response=response,
+            )
         return token
 
     def token(self, tier: str = "free") -> str:
@@ -196,8 +204,9 @@ class Api:
         timeout: float | None = None,
     ) -> httpx.Response:
         """Send one request (``url`` absolute or a path on the target) and read the whole body."""
-        request = self._build(method, url, tier=tier, json=json, content=content, headers=headers,
-                              timeout=timeout)
+        request = self._build(
+            method, url, tier=tier, json=json, content=content, headers=headers, timeout=timeout
+        )
         try:
             return self._client.send(request)
         except httpx.TransportError as exc:
@@ -215,8 +224,9 @@ class Api:
         timeout: float | None = None,
     ) -> httpx.Response:
         """Like ``send``, authenticated as ``tier`` by default (None: no Authorization header)."""
-        return self.send(method, path, tier=tier, json=json, content=content, headers=headers,
-                         timeout=timeout)
+        return self.send(
+            method, path, tier=tier, json=json, content=content, headers=headers, timeout=timeout
+        )
 
     def post(
         self, path: str, json: Any = None, *, tier: str | None = "free", **kwargs: Any
@@ -243,8 +253,9 @@ class Api:
         ``trace`` receives httpcore's trace events (e.g. ``http11.send_request_body.complete``: the
         request is with the target's kernel), for tests that must know when a request was sent.
         """
-        request = self._build(method, path, tier=tier, json=json, content=None, headers=headers,
-                              timeout=timeout)
+        request = self._build(
+            method, path, tier=tier, json=json, content=None, headers=headers, timeout=timeout
+        )
         if trace is not None:
             request.extensions["trace"] = trace
         try:

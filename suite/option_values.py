@@ -118,6 +118,8 @@ def accept_skip_setting(value: Any) -> tuple[str, ...]:
     catalogue = load_catalogue()
     unknown = [i for i in ids if i not in catalogue]
     if unknown:
-        raise ConfigError(f"--accept-skip: {', '.join(unknown)} not in the requirement catalogue "
-                          "(see `conform42 requirements`)")
+        raise ConfigError(
+            f"--accept-skip: {', '.join(unknown)} not in the requirement catalogue "
+            "(see `conform42 requirements`)"
+        )
     return tuple(dict.fromkeys(ids))

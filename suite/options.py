@@ -1,6 +1,6 @@
-"""Every option of ``conform42 run`` and of the pytest plugin, as one table, and what is built from it.
+"""Every option of ``conform42 run`` and of the pytest plugin, as one table.
 
-One ``Option`` entry generates:
+One ``Option`` entry generates (``suite.option_builders``):
 
 - the ``conform42 run`` argparse option (``add_run_options``),
 - the pytest option of the plugin (``add_pytest_options``) and how the plugin reads it back
@@ -15,11 +15,10 @@ entry names the spelling the pytest side uses in ``pytest_flags``; ``conform42 r
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from suite.option_values import (
     ENGINES,
@@ -50,11 +49,6 @@ __all__ = [
     "Action",
     "Option",
     "Scope",
-    "add_pytest_options",
-    "add_run_options",
-    "child_arguments",
-    "child_environment",
-    "pytest_values",
 ]
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
@@ -67,9 +61,6 @@ DEFAULT_SESSION_TIMEOUT_S = 3600.0
 Scope = Literal["setting", "cli", "pytest"]
 #: ``store``: one value; ``append``: repeatable, a list; ``flag``: present or not; ``count``: -v -v.
 Action = Literal["store", "append", "flag", "count"]
-
-_ARGPARSE_ACTIONS: Mapping[Action, str] = {"store": "store", "append": "append", "flag": "store_true",
-                                           "count": "count"}
 
 
 @dataclass(frozen=True)
@@ -124,82 +115,234 @@ class Option:
 
 
 def _key(tier: str) -> Option:
-    return Option(f"key_{tier}", (f"--key-{tier}",), metavar="KEY", secret=True,
-                  env=f"CONFORM42_KEY_{tier.upper()}", toml=f"keys.{tier}", field=f"keys.{tier}",
-                  help=f"API key of the {tier} tier (better in the environment); without it the tier's "
-                       "tests are Disabled")
+    return Option(
+        f"key_{tier}",
+        (f"--key-{tier}",),
+        metavar="KEY",
+        secret=True,
+        env=f"CONFORM42_KEY_{tier.upper()}",
+        toml=f"keys.{tier}",
+        field=f"keys.{tier}",
+        help=f"API key of the {tier} tier (better in the environment); without it the tier's "
+        "tests are Disabled",
+    )
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("target", ("--target",), metavar="URL", env="CONFORM42_TARGET", toml="target", field="target",
-           convert=http_url_setting("--target"),
-           help="base URL of the server under test; without it the bundled reference server is started"),
-    Option("token_url", ("--token-url",), metavar="URL", env="CONFORM42_TOKEN_URL", toml="token_url",
-           field="token_url", convert=http_url_setting("--token-url"),
-           help="where POST /api/token lives if not on the target: the host's base URL or the full "
-                "endpoint (https://HOST/api/token)"),
-    Option("profile", ("--profile",), choices=PROFILE_NAMES, default="42ai", env="CONFORM42_PROFILE",
-           toml="profile", field="profile", convert=choice_setting("profile", PROFILE_NAMES),
-           help="API the target implements (default 42ai)"),
+    Option(
+        "target",
+        ("--target",),
+        metavar="URL",
+        env="CONFORM42_TARGET",
+        toml="target",
+        field="target",
+        convert=http_url_setting("--target"),
+        help="base URL of the server under test; without it the bundled reference server is started",
+    ),
+    Option(
+        "token_url",
+        ("--token-url",),
+        metavar="URL",
+        env="CONFORM42_TOKEN_URL",
+        toml="token_url",
+        field="token_url",
+        convert=http_url_setting("--token-url"),
+        help="where POST /api/token lives if not on the target: the host's base URL or the full "
+        "endpoint (https://HOST/api/token)",
+    ),
+    Option(
+        "profile",
+        ("--profile",),
+        choices=PROFILE_NAMES,
+        default="42ai",
+        env="CONFORM42_PROFILE",
+        toml="profile",
+        field="profile",
+        convert=choice_setting("profile", PROFILE_NAMES),
+        help="API the target implements (default 42ai)",
+    ),
     *(_key(tier) for tier in TIERS),
-    Option("level", ("--level",), parse=str.lower, choices=LEVEL_NAMES, default="may",
-           env="CONFORM42_LEVEL", toml="level", field="level",
-           convert=choice_setting("level", LEVEL_NAMES, lower=True),
-           help="run requirements of this level and stronger (must < should < may; default may: all)"),
-    Option("gate", ("--gate",), parse=str.lower, choices=LEVEL_NAMES, default="must",
-           env="CONFORM42_GATE", toml="gate", field="gate",
-           convert=choice_setting("gate", LEVEL_NAMES, lower=True),
-           help="failures of this level and stronger make the run NON-CONFORMANT (default must)"),
+    Option(
+        "level",
+        ("--level",),
+        parse=str.lower,
+        choices=LEVEL_NAMES,
+        default="may",
+        env="CONFORM42_LEVEL",
+        toml="level",
+        field="level",
+        convert=choice_setting("level", LEVEL_NAMES, lower=True),
+        help="run requirements of this level and stronger (must < should < may; default may: all)",
+    ),
+    Option(
+        "gate",
+        ("--gate",),
+        parse=str.lower,
+        choices=LEVEL_NAMES,
+        default="must",
+        env="CONFORM42_GATE",
+        toml="gate",
+        field="gate",
+        convert=choice_setting("gate", LEVEL_NAMES, lower=True),
+        help="failures of this level and stronger make the run NON-CONFORMANT (default must)",
+    ),
     # pytest's own -k selects by test name; the suite selects by requirement.
-    Option("requirements", ("--requirements", "-k"), pytest_flags=("--requirements",), metavar="EXPR",
-           env="CONFORM42_REQUIREMENTS", toml="requirements", field="requirements",
-           help='which requirements, e.g. "AUTH or STREAM-003", "chat and not CHAT-01?"'),
-    Option("report_dir", ("--report",), metavar="DIR", env="CONFORM42_REPORT", toml="report",
-           field="report_dir", convert=path_setting,
-           help="write junit.xml, results.json and report.html into DIR"),
+    Option(
+        "requirements",
+        ("--requirements", "-k"),
+        pytest_flags=("--requirements",),
+        metavar="EXPR",
+        env="CONFORM42_REQUIREMENTS",
+        toml="requirements",
+        field="requirements",
+        help='which requirements, e.g. "AUTH or STREAM-003", "chat and not CHAT-01?"',
+    ),
+    Option(
+        "report_dir",
+        ("--report",),
+        metavar="DIR",
+        env="CONFORM42_REPORT",
+        toml="report",
+        field="report_dir",
+        convert=path_setting,
+        help="write junit.xml, results.json and report.html into DIR",
+    ),
     # pytest-timeout owns pytest's --timeout (seconds a test may take: --test-timeout here).
-    Option("request_timeout", ("--timeout",), aliases=("--request-timeout",),
-           pytest_flags=("--request-timeout",), parse=positive, metavar="S",
-           default=DEFAULT_REQUEST_TIMEOUT_S, env="CONFORM42_TIMEOUT", toml="request_timeout",
-           field="request_timeout", convert=seconds_setting("request timeout"),
-           help=f"seconds a request may take (default {DEFAULT_REQUEST_TIMEOUT_S:g})"),
-    Option("test_timeout", ("--test-timeout",), scope="cli", parse=positive, metavar="S",
-           default=DEFAULT_TEST_TIMEOUT_S, child=lambda s: ["-o", f"timeout={s:g}"],
-           help=f"seconds a test may take; a test over it fails (default {DEFAULT_TEST_TIMEOUT_S:g})"),
-    Option("session_timeout", ("--session-timeout",), scope="cli", parse=positive, metavar="S",
-           default=DEFAULT_SESSION_TIMEOUT_S, child=lambda s: ["--session-timeout", f"{s:g}"],
-           help=f"seconds the whole run may take (default {DEFAULT_SESSION_TIMEOUT_S:g})"),
-    Option("chat_model", ("--chat-model",), metavar="ID", env="CONFORM42_CHAT_MODEL", toml="chat_model",
-           field="chat_model", help="chat model (default 42-general; fortytwo: discovered)"),
-    Option("embed_model", ("--embed-model",), metavar="ID", env="CONFORM42_EMBED_MODEL",
-           toml="embed_model", field="embed_model",
-           help="embedding model (default 42-embed; fortytwo: discovered)"),
-    Option("reference_engine", ("--reference-engine",), choices=ENGINES, default="vllm",
-           env="CONFORM42_REFERENCE_ENGINE", toml="reference_engine", field="reference_engine",
-           convert=choice_setting("reference engine", ENGINES),
-           help="engine of the bundled reference server when no --target (default vllm)"),
-    Option("image_url", ("--image-url",), metavar="URL", default=PNG_DATA_URL, env="CONFORM42_IMAGE_URL",
-           toml="image_url", field="image_url", convert=image_url_setting,
-           help="image the vision and pipeline tests send: data:, http:// or https:// (default a small "
-                "PNG as a data: URL)"),
-    Option("accept_skip", ("--accept-skip",), action="append", metavar="ID", default=(),
-           env="CONFORM42_ACCEPT_SKIP", toml="accept_skip", field="accept_skip", convert=accept_skip_setting,
-           help="a requirement whose Skip the verdict accepts (repeatable or comma-separated)"),
+    Option(
+        "request_timeout",
+        ("--timeout",),
+        aliases=("--request-timeout",),
+        pytest_flags=("--request-timeout",),
+        parse=positive,
+        metavar="S",
+        default=DEFAULT_REQUEST_TIMEOUT_S,
+        env="CONFORM42_TIMEOUT",
+        toml="request_timeout",
+        field="request_timeout",
+        convert=seconds_setting("request timeout"),
+        help=f"seconds a request may take (default {DEFAULT_REQUEST_TIMEOUT_S:g})",
+    ),
+    Option(
+        "test_timeout",
+        ("--test-timeout",),
+        scope="cli",
+        parse=positive,
+        metavar="S",
+        default=DEFAULT_TEST_TIMEOUT_S,
+        child=lambda s: ["-o", f"timeout={s:g}"],
+        help=f"seconds a test may take; a test over it fails (default {DEFAULT_TEST_TIMEOUT_S:g})",
+    ),
+    Option(
+        "session_timeout",
+        ("--session-timeout",),
+        scope="cli",
+        parse=positive,
+        metavar="S",
+        default=DEFAULT_SESSION_TIMEOUT_S,
+        child=lambda s: ["--session-timeout", f"{s:g}"],
+        help=f"seconds the whole run may take (default {DEFAULT_SESSION_TIMEOUT_S:g})",
+    ),
+    Option(
+        "chat_model",
+        ("--chat-model",),
+        metavar="ID",
+        env="CONFORM42_CHAT_MODEL",
+        toml="chat_model",
+        field="chat_model",
+        help="chat model (default 42-general; fortytwo: discovered)",
+    ),
+    Option(
+        "embed_model",
+        ("--embed-model",),
+        metavar="ID",
+        env="CONFORM42_EMBED_MODEL",
+        toml="embed_model",
+        field="embed_model",
+        help="embedding model (default 42-embed; fortytwo: discovered)",
+    ),
+    Option(
+        "reference_engine",
+        ("--reference-engine",),
+        choices=ENGINES,
+        default="vllm",
+        env="CONFORM42_REFERENCE_ENGINE",
+        toml="reference_engine",
+        field="reference_engine",
+        convert=choice_setting("reference engine", ENGINES),
+        help="engine of the bundled reference server when no --target (default vllm)",
+    ),
+    Option(
+        "image_url",
+        ("--image-url",),
+        metavar="URL",
+        default=PNG_DATA_URL,
+        env="CONFORM42_IMAGE_URL",
+        toml="image_url",
+        field="image_url",
+        convert=image_url_setting,
+        help="image the vision and pipeline tests send: data:, http:// or https:// (default a small "
+        "PNG as a data: URL)",
+    ),
+    Option(
+        "accept_skip",
+        ("--accept-skip",),
+        action="append",
+        metavar="ID",
+        default=(),
+        env="CONFORM42_ACCEPT_SKIP",
+        toml="accept_skip",
+        field="accept_skip",
+        convert=accept_skip_setting,
+        help="a requirement whose Skip the verdict accepts (repeatable or comma-separated)",
+    ),
     # Read before every other setting (it names the file they come from): resolve_settings handles it.
-    Option("config", ("--config",), aliases=("--conform42-config",), pytest_flags=("--conform42-config",),
-           metavar="FILE", env="CONFORM42_CONFIG", forward=lambda path: str(Path(path).resolve()),
-           help="settings file (default ./conform42.toml if present)"),
-    Option("exitfirst", ("-x", "--exitfirst"), scope="cli", action="flag", default=False,
-           child=lambda on: ["-x"] if on else [], help="stop after the first failing test"),
-    Option("maxfail", ("--maxfail",), scope="cli", parse=int, metavar="N",
-           child=lambda n: [] if n is None else ["--maxfail", str(n)], help="stop after N failing tests"),
+    Option(
+        "config",
+        ("--config",),
+        aliases=("--conform42-config",),
+        pytest_flags=("--conform42-config",),
+        metavar="FILE",
+        env="CONFORM42_CONFIG",
+        forward=lambda path: str(Path(path).resolve()),
+        help="settings file (default ./conform42.toml if present)",
+    ),
+    Option(
+        "exitfirst",
+        ("-x", "--exitfirst"),
+        scope="cli",
+        action="flag",
+        default=False,
+        child=lambda on: ["-x"] if on else [],
+        help="stop after the first failing test",
+    ),
+    Option(
+        "maxfail",
+        ("--maxfail",),
+        scope="cli",
+        parse=int,
+        metavar="N",
+        child=lambda n: [] if n is None else ["--maxfail", str(n)],
+        help="stop after N failing tests",
+    ),
     # The child's verbosity, traceback style and compact mode all follow it: run_command writes them.
-    Option("verbose", ("-v", "--verbose"), scope="cli", action="count", default=0,
-           help="list every test (-vv: with tracebacks)"),
+    Option(
+        "verbose",
+        ("-v", "--verbose"),
+        scope="cli",
+        action="count",
+        default=0,
+        help="list every test (-vv: with tracebacks)",
+    ),
     # Suite development: run other tests than suite.conformance.
     Option("tests", ("--tests",), scope="cli", nargs="+", metavar="PATH", hidden=True, help="test paths"),
-    Option("compact", ("--conform42-compact",), scope="pytest", action="flag", default=False,
-           help="conform42 run's output: no per-test letters or tracebacks, a live progress line"),
+    Option(
+        "compact",
+        ("--conform42-compact",),
+        scope="pytest",
+        action="flag",
+        default=False,
+        help="conform42 run's output: no per-test letters or tracebacks, a live progress line",
+    ),
 )
 
 SETTING_OPTIONS = tuple(o for o in OPTIONS if o.scope == "setting")
@@ -207,67 +350,3 @@ CLI_OPTIONS = tuple(o for o in OPTIONS if o.scope in ("setting", "cli"))
 PYTEST_OPTIONS = tuple(o for o in OPTIONS if o.scope in ("setting", "pytest"))
 CONFIG = next(o for o in OPTIONS if o.name == "config")
 COMPACT = next(o for o in OPTIONS if o.name == "compact")
-
-
-class _AddOption(Protocol):
-    def __call__(self, *flags: str, **kwargs: Any) -> Any: ...
-
-
-def _register(add: _AddOption, option: Option, flags: Sequence[str], **extra: Any) -> None:
-    kwargs: dict[str, Any] = {"action": _ARGPARSE_ACTIONS[option.action],
-                              "help": option.help_text, **extra}
-    if option.hidden:
-        kwargs["help"] = argparse.SUPPRESS
-    if option.action in ("store", "append"):
-        kwargs.update(type=option.parse, choices=option.choices, metavar=option.metavar)
-    if option.nargs is not None:
-        kwargs["nargs"] = option.nargs
-    add(*flags, **kwargs)
-
-
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """The ``conform42 run`` options. A setting's default stays None here: None means "not given on the
-    command line", so the environment and the file get their turn."""
-    for option in CLI_OPTIONS:
-        default = None if option.scope == "setting" else option.default
-        _register(parser.add_argument, option, option.flags, dest=option.name, default=default)
-        for alias in option.aliases:
-            _register(parser.add_argument, option, (alias,), dest=option.name, default=default,
-                      help=f"the same as {option.flags[0]}")
-
-
-def add_pytest_options(group: Any) -> None:
-    """The plugin's options, on a ``pytest.OptionGroup`` (not imported: only pytest's side needs it)."""
-    for option in PYTEST_OPTIONS:
-        default = None if option.scope == "setting" else option.default
-        _register(group.addoption, option, option.pytest_spellings, default=default)
-
-
-def pytest_values(getoption: Callable[[str], Any],
-                  options: Iterable[Option] = PYTEST_OPTIONS) -> dict[str, Any]:
-    """The plugin's option values by ``name`` (``getoption`` is ``pytest.Config.getoption``)."""
-    return {option.name: getoption(option.pytest_spellings[0]) for option in options}
-
-
-def child_arguments(values: Mapping[str, Any]) -> list[str]:
-    """The pytest arguments ``conform42 run`` gives its child for ``values`` (by option name).
-
-    Secrets are left out (``child_environment``); ``verbose`` and ``tests`` shape the whole command line
-    and are written by ``run_command`` itself.
-    """
-    arguments: list[str] = []
-    for option in CLI_OPTIONS:
-        value = values.get(option.name)
-        if option.child is not None:
-            arguments += option.child(value)
-        elif option.scope == "setting" and not option.secret and value is not None:
-            flag = option.pytest_spellings[0]
-            for item in value if option.action == "append" else [value]:
-                arguments += [flag, option.forward(item)]
-    return arguments
-
-
-def child_environment(values: Mapping[str, Any]) -> dict[str, str]:
-    """The secrets among ``values``, as the environment variables the child reads them from."""
-    return {option.env: str(values[option.name]) for option in SETTING_OPTIONS
-            if option.secret and option.env and values.get(option.name)}

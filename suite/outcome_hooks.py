@@ -67,4 +67,3 @@ def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -
     if report.when != "call" and report.failed:
         return "error", "", ""
     return report.outcome, "", ""
-

@@ -78,7 +78,12 @@ _SEVERITY = {
 
 #: Column order of matrices and counts in every report.
 OUTCOME_ORDER: tuple[Outcome, ...] = (
-    Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP, Outcome.DISABLED, Outcome.NOT_TESTED,
+    Outcome.PASS,
+    Outcome.FAIL,
+    Outcome.ERROR,
+    Outcome.SKIP,
+    Outcome.DISABLED,
+    Outcome.NOT_TESTED,
 )
 
 
@@ -116,8 +121,9 @@ class TestResult:
     reason: str | None = None
     failure: FailureDetail | None = None
 
-    def record(self, outcome: Outcome, *, reason: str | None = None,
-               failure: FailureDetail | None = None) -> None:
+    def record(
+        self, outcome: Outcome, *, reason: str | None = None, failure: FailureDetail | None = None
+    ) -> None:
         """Fold one phase's outcome in: the worst phase wins, and its details with it."""
         if outcome.severity > self.outcome.severity or (outcome is self.outcome and self.reason is None):
             self.outcome = outcome
@@ -162,9 +168,7 @@ class RequirementResult:
         }
 
 
-def aggregate(
-    requirements: Sequence[Requirement], tests: Iterable[TestResult]
-) -> list[RequirementResult]:
+def aggregate(requirements: Sequence[Requirement], tests: Iterable[TestResult]) -> list[RequirementResult]:
     """One result per selected requirement, in catalogue order; a test counts for each of its IDs."""
     results = {r.id: RequirementResult(r) for r in requirements}
     for test in tests:
@@ -186,8 +190,11 @@ class Verdict:
     @property
     def line(self) -> str:
         """E.g. ``CONFORMANT (42 MUST passed; 3 MUST disabled)``."""
-        parts = [f"{self.must_counts.get(o, 0)} MUST {o.value.lower()}"
-                 for o in OUTCOME_ORDER if self.must_counts.get(o, 0)]
+        parts = [
+            f"{self.must_counts.get(o, 0)} MUST {o.value.lower()}"
+            for o in OUTCOME_ORDER
+            if self.must_counts.get(o, 0)
+        ]
         detail = "; ".join(parts) if parts else "no MUST requirement selected"
         return f"{self.label} ({detail})"
 
@@ -214,36 +221,53 @@ def decide_verdict(
     gate = gate.upper()
     if gate not in LEVELS:
         raise ValueError(f"gate must be one of {', '.join(LEVELS)}, not {gate!r}")
-    gating = LEVELS[:LEVELS.index(gate) + 1]
+    gating = LEVELS[: LEVELS.index(gate) + 1]
     must = [r.outcome for r in results if r.requirement.level == "MUST"]
     counts = {o: must.count(o) for o in OUTCOME_ORDER if must.count(o)}
     errored = [r.requirement.id for r in results if r.outcome is Outcome.ERROR]
-    failed = [r.requirement.id for r in results
-              if r.outcome is Outcome.FAIL and r.requirement.level in gating]
+    failed = [
+        r.requirement.id for r in results if r.outcome is Outcome.FAIL and r.requirement.level in gating
+    ]
     if failed:
-        return Verdict("NON-CONFORMANT", EXIT_NON_CONFORMANT, counts,
-                       f"{'/'.join(gating)} requirements failed: {', '.join(failed)}")
+        return Verdict(
+            "NON-CONFORMANT",
+            EXIT_NON_CONFORMANT,
+            counts,
+            f"{'/'.join(gating)} requirements failed: {', '.join(failed)}",
+        )
     if session_error:
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts, session_error)
     if errored:
-        return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
-                       f"the suite could not judge (Error): {', '.join(errored)}")
-    skipped = [r.requirement for r in results
-               if r.requirement.level == "MUST" and r.outcome is Outcome.SKIP]
+        return Verdict(
+            "INCONCLUSIVE",
+            EXIT_SUITE_ERROR,
+            counts,
+            f"the suite could not judge (Error): {', '.join(errored)}",
+        )
+    skipped = [r.requirement for r in results if r.requirement.level == "MUST" and r.outcome is Outcome.SKIP]
     unjudged = [r.id for r in skipped if r.unforceable is None and r.id not in accepted_skips]
     if unjudged:
-        return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
-                       f"MUST requirements the suite could not bring about were skipped: "
-                       f"{', '.join(unjudged)} (see each one's reason; --accept-skip ID accepts a skip)")
+        return Verdict(
+            "INCONCLUSIVE",
+            EXIT_SUITE_ERROR,
+            counts,
+            f"MUST requirements the suite could not bring about were skipped: "
+            f"{', '.join(unjudged)} (see each one's reason; --accept-skip ID accepts a skip)",
+        )
     excused = []
     if forced := [r.id for r in skipped if r.unforceable is not None]:
         excused.append(f"skipped, no client can force them: {', '.join(forced)}")
     if accepted := [r.id for r in skipped if r.unforceable is None]:
         excused.append(f"skips accepted (--accept-skip): {', '.join(accepted)}")
     if all(r.outcome is Outcome.NOT_TESTED for r in results):
-        return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts,
-                       "no test ran for the selected requirements (--requirements, --level, --profile)")
+        return Verdict(
+            "INCONCLUSIVE",
+            EXIT_SUITE_ERROR,
+            counts,
+            "no test ran for the selected requirements (--requirements, --level, --profile)",
+        )
     if not counts.get(Outcome.PASS):
         return Verdict("INCONCLUSIVE", EXIT_SUITE_ERROR, counts, "no MUST requirement was judged")
-    return Verdict("CONFORMANT", EXIT_CONFORMANT, counts,
-                   "; ".join(["every MUST requirement that ran passed", *excused]))
+    return Verdict(
+        "CONFORMANT", EXIT_CONFORMANT, counts, "; ".join(["every MUST requirement that ran passed", *excused])
+    )

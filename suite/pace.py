@@ -72,8 +72,11 @@ class Pace:
         if path.endswith("/v1/pipeline"):
             return self.pipeline_deadline()
         if path.endswith("/v1/chat/completions") and isinstance(body, dict):
-            caps = [v for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
-                    if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+            caps = [
+                v
+                for v in (body.get("max_tokens"), body.get("max_completion_tokens"))
+                if isinstance(v, int) and not isinstance(v, bool) and v > 0
+            ]
             return self.deadline(min(caps) if caps else default_tokens)
         return self.floor_s
 

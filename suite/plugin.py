@@ -19,7 +19,8 @@ import pytest
 
 from suite.fixtures import api, features, target, target_from_config
 from suite.markers import MARKER
-from suite.options import COMPACT, add_pytest_options
+from suite.option_builders import add_pytest_options
+from suite.options import COMPACT
 from suite.outcome_hooks import pytest_report_teststatus, pytest_runtest_makereport, pytest_runtest_protocol
 from suite.run_state import STATE, RunState, announce
 from suite.selection_hooks import CollectErrors, pytest_collection_modifyitems

@@ -90,22 +90,32 @@ def _why(exc: BaseException) -> str:
         return "not an http:// or https:// URL"
     if "refused" in text:
         return "connection refused"
-    if any(s in text for s in ("name or service not known", "nodename nor servname", "name resolution",
-                               "getaddrinfo", "no address associated")):
+    if any(
+        s in text
+        for s in (
+            "name or service not known",
+            "nodename nor servname",
+            "name resolution",
+            "getaddrinfo",
+            "no address associated",
+        )
+    ):
         return "host name not found"
     return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
 
 
-def _send(api: Api, method: str, url: str, headers: dict[str, str] | None,
-          where: str, option: str) -> Findings:
+def _send(
+    api: Api, method: str, url: str, headers: dict[str, str] | None, where: str, option: str
+) -> Findings:
     """One request; an unreachable host is a problem naming ``option``, no answer in time a note."""
     try:
         response = api.send(method, url, headers=headers)
     except TargetUnreachable as exc:
         return Findings(problems=[f"cannot reach {where} ({_why(exc)}): check {option}"])
     except ConformanceFailure as exc:  # connected, then timed out or broke the exchange: the tests judge
-        return Findings(notes=[f"{method} {url}: {exc.message} ({exc.received}); the tests judge it"],
-                        answered=False)
+        return Findings(
+            notes=[f"{method} {url}: {exc.message} ({exc.received}); the tests judge it"], answered=False
+        )
     return Findings(response=response)
 
 
@@ -127,49 +137,67 @@ def check_key(api: Api, tier: str) -> Findings:
         return Findings()
     if target.profile == "fortytwo":
         url = target.base_url + MODELS_PATH
-        found = _send(api, "GET", url, {"Authorization": f"Bearer {key}"}, f"the target {target.base_url}",
-                      "--target")
+        found = _send(
+            api, "GET", url, {"Authorization": f"Bearer {key}"}, f"the target {target.base_url}", "--target"
+        )
         if found.response is not None and found.response.status_code in _REFUSED:
-            found.problems.append(f"the {tier} key was refused by GET {url} "
-                                  f"(HTTP {found.response.status_code}): check {_key_option(tier)}")
+            found.problems.append(
+                f"the {tier} key was refused by GET {url} "
+                f"(HTTP {found.response.status_code}): check {_key_option(tier)}"
+            )
         return found
     url = target.token_base + TOKEN_PATH
     option = "--token-url" if target.token_url else "--target (or --token-url)"
-    found = _send(api, "POST", url, {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
-                  f"the token exchange {url}", option)
+    found = _send(
+        api,
+        "POST",
+        url,
+        {"Content-Type": "application/json", "Authorization": f"Bearer {key}"},
+        f"the token exchange {url}",
+        option,
+    )
     response = found.response
     if response is None:
         return found
     status = response.status_code
     if status in _REFUSED:
-        found.problems.append(f"the {tier} key was refused by POST {url} (HTTP {status}): "
-                              f"check {_key_option(tier)}")
+        found.problems.append(
+            f"the {tier} key was refused by POST {url} (HTTP {status}): check {_key_option(tier)}"
+        )
     elif status in _NOT_HERE:
-        found.problems.append(f"POST {url} answered HTTP {status}, so there is no token exchange there: "
-                              "check --token-url (the token host's base URL or its full /api/token "
-                              "endpoint), or pass --profile fortytwo for a Fortytwo API")
+        found.problems.append(
+            f"POST {url} answered HTTP {status}, so there is no token exchange there: "
+            "check --token-url (the token host's base URL or its full /api/token "
+            "endpoint), or pass --profile fortytwo for a Fortytwo API"
+        )
     elif task_token(response) is None:
         # The key may well be right: the exchange itself misbehaves, which AUTH-001 fails.
         what = "without a task_token string" if status == 200 else "instead of 200"
-        found.notes.append(f"the {tier} key's exchange at POST {url} answered HTTP {status} {what}; "
-                           "the AUTH tests judge it")
+        found.notes.append(
+            f"the {tier} key's exchange at POST {url} answered HTTP {status} {what}; the AUTH tests judge it"
+        )
     return found
 
 
-def _discover(target: Target, response: httpx.Response | None, *, chat: str | None,
-              embed: str | None) -> tuple[Target, Findings]:
+def _discover(
+    target: Target, response: httpx.Response | None, *, chat: str | None, embed: str | None
+) -> tuple[Target, Findings]:
     """The fortytwo target's models from the key check's ``GET /v1/models`` answer."""
     if response is None:
         # No key, or no answer in time: nothing to discover from; the given or default IDs stand.
         why = "no API key given" if not any(target.has_key(t) for t in TIERS) else "no answer in time"
         return with_models(target, [], chat=chat, embed=embed), Findings(
-            notes=[f"model discovery skipped: {why}"])
+            notes=[f"model discovery skipped: {why}"]
+        )
     ids = listed_models(response)
     found = with_models(target, ids, chat=chat, embed=embed)
     if chat is None and not any("embed" not in m.lower() for m in ids):
-        return found, Findings(problems=[
-            f"GET {target.base_url}{MODELS_PATH} (HTTP {response.status_code}) lists no chat model to "
-            "test with: pass --chat-model (and --embed-model if the target has one)"])
+        return found, Findings(
+            problems=[
+                f"GET {target.base_url}{MODELS_PATH} (HTTP {response.status_code}) lists no chat model to "
+                "test with: pass --chat-model (and --embed-model if the target has one)"
+            ]
+        )
     return found, Findings()
 
 
@@ -222,12 +250,18 @@ def run_preflight(
     if target.profile == "fortytwo" and refused and refused == given:
         # Every key refused as the bearer: as likely a 42ai API (it wants task tokens) as wrong keys.
         options = ", ".join(f"--key-{t}" for t in refused)
-        findings.problems = [f"the {'/'.join(refused)} key{'s were' if len(refused) > 1 else ' was'} refused "
-                             f"by GET {target.base_url}{MODELS_PATH} as the bearer: check {options} "
-                             "(CONFORM42_KEY_*), and --profile (a 42ai API wants task tokens: drop "
-                             "--profile fortytwo)"]
+        findings.problems = [
+            f"the {'/'.join(refused)} key{'s were' if len(refused) > 1 else ' was'} refused "
+            f"by GET {target.base_url}{MODELS_PATH} as the bearer: check {options} "
+            "(CONFORM42_KEY_*), and --profile (a 42ai API wants task tokens: drop "
+            "--profile fortytwo)"
+        ]
     if discover and not findings.problems:
         target, found = _discover(target, listing, chat=chat_model, embed=embed_model)
         findings.add(found)
-    return Preflight(target=target, problems=tuple(findings.problems), notes=tuple(findings.notes),
-                     summary=_summary(target, findings, checked))
+    return Preflight(
+        target=target,
+        problems=tuple(findings.problems),
+        notes=tuple(findings.notes),
+        summary=_summary(target, findings, checked),
+    )

@@ -146,8 +146,10 @@ class ServerSupervisor:
         lines = self.tail_lines if lines is None else lines
         if self.merge_output:
             return tail(self.stdout_path, lines)
-        return (f"--- stdout (last {lines} lines) ---\n{tail(self.stdout_path, lines)}\n"
-                f"--- stderr (last {lines} lines) ---\n{tail(self.stderr_path, lines)}")
+        return (
+            f"--- stdout (last {lines} lines) ---\n{tail(self.stdout_path, lines)}\n"
+            f"--- stderr (last {lines} lines) ---\n{tail(self.stderr_path, lines)}"
+        )
 
     # ---------------------------------------------------------------------------------- start / stop
 
@@ -158,8 +160,12 @@ class ServerSupervisor:
             out = files.enter_context(self.stdout_path.open("wb"))
             err = subprocess.STDOUT if self.merge_output else files.enter_context(self.stderr_path.open("wb"))
             self._proc = subprocess.Popen(
-                list(self.command(self.port_file)), cwd=self.cwd, env=env, stdin=subprocess.DEVNULL,
-                stdout=out, stderr=err,
+                list(self.command(self.port_file)),
+                cwd=self.cwd,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
                 # Own process group: stop() reaches whatever the server forks (vLLM engines), and a Ctrl-C
                 # aimed at the supervising program does not kill the server before it is stopped in order.
                 start_new_session=True,
@@ -180,8 +186,9 @@ class ServerSupervisor:
                 if code is not None:
                     self.returncode = code
                     output = self.log_tail()
-                    raise ServerExited(f"{self.name} exited with code {code} before it was ready\n{output}",
-                                       output, code)
+                    raise ServerExited(
+                        f"{self.name} exited with code {code} before it was ready\n{output}", output, code
+                    )
                 if self.port is None:
                     with contextlib.suppress(OSError, ValueError):
                         self.port = int(self.port_file.read_text(encoding="utf-8").strip())
@@ -193,7 +200,8 @@ class ServerSupervisor:
                 if now >= deadline:
                     output = self.log_tail()
                     raise ServerNotReady(
-                        f"{self.name} was not healthy after {self.startup_timeout:.0f} s\n{output}", output)
+                        f"{self.name} was not healthy after {self.startup_timeout:.0f} s\n{output}", output
+                    )
                 if self.progress is not None and now >= next_progress:
                     self.progress(f"waiting for {self.name}: {now - started:.0f} s")
                     next_progress = now + self.progress_every_s

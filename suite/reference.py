@@ -59,9 +59,15 @@ class ReferenceServer:
         self.progress = progress or (lambda _message: None)
         self.extra_args = extra_args
         self._server = ServerSupervisor(
-            self._command, name=f"the reference server ({engine})", startup_timeout=self.startup_timeout,
-            stop_grace_s=_STOP_GRACE_S, merge_output=True, poll_s=_POLL_S, tail_lines=_LOG_TAIL_LINES,
-            progress=self.progress, progress_every_s=_PROGRESS_EVERY_S,
+            self._command,
+            name=f"the reference server ({engine})",
+            startup_timeout=self.startup_timeout,
+            stop_grace_s=_STOP_GRACE_S,
+            merge_output=True,
+            poll_s=_POLL_S,
+            tail_lines=_LOG_TAIL_LINES,
+            progress=self.progress,
+            progress_every_s=_PROGRESS_EVERY_S,
             workdir_prefix="conform42-reference-",
         )
         self.log_path = self._server.stdout_path
@@ -80,8 +86,19 @@ class ReferenceServer:
         return self._command(self._server.port_file)
 
     def _command(self, port_file: Path) -> list[str]:
-        command = [sys.executable, "-m", "reference_server", "--engine", self.engine,
-                   "--port", "0", "--port-file", str(port_file), "--log-level", "warning"]
+        command = [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--engine",
+            self.engine,
+            "--port",
+            "0",
+            "--port-file",
+            str(port_file),
+            "--log-level",
+            "warning",
+        ]
         if self.engine == "sim":
             # The sim double answers instantly by default; the limit tests need streams that stay open
             # while they probe (about vLLM's pace on this machine: 50 tokens/s).
@@ -103,11 +120,13 @@ class ReferenceServer:
         except ServerExited as exc:
             raise ReferenceServerError(
                 f"the reference server exited with code {exc.code} before it was ready; "
-                f"last output:\n{exc.output}") from None
+                f"last output:\n{exc.output}"
+            ) from None
         except ServerNotReady as exc:
             raise ReferenceServerError(
                 f"the reference server ({self.engine}) was not healthy after "
-                f"{self.startup_timeout:.0f} s; last output:\n{exc.output}") from None
+                f"{self.startup_timeout:.0f} s; last output:\n{exc.output}"
+            ) from None
 
     def stop(self) -> int | None:
         """SIGTERM the group, wait, then SIGKILL it; return the exit code."""

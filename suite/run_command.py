@@ -22,7 +22,8 @@ from typing import Any
 
 from suite.catalogue import CatalogueError
 from suite.config import ConfigError, resolve_settings
-from suite.options import CLI_OPTIONS, COMPACT, add_run_options, child_arguments, child_environment
+from suite.option_builders import add_run_options, child_arguments, child_environment
+from suite.options import CLI_OPTIONS, COMPACT
 from suite.outcomes import EXIT_SUITE_ERROR
 from suite.selection import SelectionError, parse_filter
 
@@ -40,8 +41,8 @@ def add_run_parser(commands: Any) -> None:
         "run",
         help="run the conformance suite against a target (default: the bundled reference server)",
         description="Run the conformance suite. Without --target the bundled reference server is started. "
-                    "Exit codes: 0 conformant, 1 non-conformant, 2 usage error, unreachable target or "
-                    "inconclusive. Arguments after `--` go to pytest.",
+        "Exit codes: 0 conformant, 1 non-conformant, 2 usage error, unreachable target or "
+        "inconclusive. Arguments after `--` go to pytest.",
     )
     add_run_options(run_parser)
     run_parser.set_defaults(handler=run)
@@ -67,9 +68,24 @@ def build_pytest_command(args: argparse.Namespace, ini: Path) -> list[str]:
     else:
         base = _package_dir(CONFORMANCE_PACKAGE)
         selection = ["--pyargs", CONFORMANCE_PACKAGE]
-    command = [sys.executable, "-m", "pytest", *selection,
-               "-c", str(ini), "--rootdir", str(base), "--confcutdir", str(base),
-               "-p", "no:cacheprovider", "--disable-warnings", "-rN", "-o", "console_output_style=classic"]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        *selection,
+        "-c",
+        str(ini),
+        "--rootdir",
+        str(base),
+        "--confcutdir",
+        str(base),
+        "-p",
+        "no:cacheprovider",
+        "--disable-warnings",
+        "-rN",
+        "-o",
+        "console_output_style=classic",
+    ]
     command += ["-v"] * args.verbose if args.verbose else ["-qq", COMPACT.pytest_spellings[0]]
     command.append("--tb=short" if args.verbose > 1 else "--tb=no")
     command += child_arguments(_values(args))
@@ -130,4 +146,3 @@ def run(args: argparse.Namespace) -> int:
     if code == 5:
         return _error("no test matches the selection (--requirements, --level, --profile)")
     return code if code in (0, 1, 2) else EXIT_SUITE_ERROR
-

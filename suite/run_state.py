@@ -14,7 +14,7 @@ import pytest
 
 from suite.catalogue import CatalogueError, Requirement
 from suite.config import ConfigError, Settings, resolve_settings
-from suite.options import pytest_values
+from suite.option_builders import pytest_values
 from suite.outcomes import TestResult
 from suite.reference import ReferenceServer
 from suite.report import RunReport
@@ -82,7 +82,6 @@ def require_settings(config: pytest.Config) -> Settings:
     return settings
 
 
-
 def say(config: pytest.Config, message: str) -> None:
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
@@ -102,4 +101,3 @@ def announce(config: pytest.Config, message: str) -> None:
     state = config.stash.get(STATE, None)
     if state is not None:
         state.notes.append(message)
-

@@ -31,8 +31,9 @@ def _profile_disabled(known: list[Requirement], profile: str) -> str | None:
     return f"profile {profile}: requirement is {'/'.join(others)}-only"
 
 
-def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
-                                  items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
     state = config.stash[STATE]
     if not state.compact and not any(item.get_closest_marker(MARKER) for item in items):
         return  # not a conformance run: leave the project's own tests alone
@@ -87,4 +88,3 @@ class CollectErrors:
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
             self.state.collect_errors.append(f"{report.nodeid or '(session)'}: {report.longreprtext.strip()}")
-

@@ -44,8 +44,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             # Every test would error the same way; one is enough to show it.
             session.shouldstop = "conform42: the bundled reference server did not start"
             return
-        state.notes.append(f"target: the bundled reference server (--engine {settings.reference_engine}), "
-                           "demo keys")
+        state.notes.append(
+            f"target: the bundled reference server (--engine {settings.reference_engine}), demo keys"
+        )
     # Only tests that talk to the target need it checked (the plugin's own tests run tagged tests that
     # never do, against a port nobody listens on).
     if any("target" in getattr(item, "fixturenames", ()) for item in session.items):
@@ -61,8 +62,9 @@ def _preflight(config: pytest.Config, state: RunState, settings: Settings) -> No
     given = settings.chat_model is not None and settings.embed_model is not None
     # The bundled reference server serves the documented IDs under either flavour: nothing to discover.
     discover = target.profile == "fortytwo" and settings.target is not None and not given
-    result = run_preflight(target, discover=discover, chat_model=settings.chat_model,
-                           embed_model=settings.embed_model)
+    result = run_preflight(
+        target, discover=discover, chat_model=settings.chat_model, embed_model=settings.embed_model
+    )
     if not result.ok:
         usage_error(config, "; ".join(result.problems))
         return
@@ -87,9 +89,12 @@ def _announce(config: pytest.Config, state: RunState) -> None:
     """One line before the tests start, so a quiet ``conform42 run`` in CI shows it is working."""
     if state.compact and state.settings is not None:
         s = state.settings
-        say(config, f"running {len(state.item_ids)} tests for {len(state.selected)} requirements "
-                     f"({s.profile} profile, {s.level.upper()} and stronger) against "
-                     f"{s.target or 'the reference server'}")
+        say(
+            config,
+            f"running {len(state.item_ids)} tests for {len(state.selected)} requirements "
+            f"({s.profile} profile, {s.level.upper()} and stronger) against "
+            f"{s.target or 'the reference server'}",
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -97,4 +102,3 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if state is not None and state.reference is not None:
         state.reference.close()
         state.reference = None
-

@@ -41,8 +41,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     settings = require_settings(session.config)
     results = aggregate(state.selected, state.tests.values())
-    verdict = decide_verdict(results, session_error=_session_error(session, exitstatus), gate=settings.gate,
-                             accepted_skips=settings.accept_skip)
+    verdict = decide_verdict(
+        results,
+        session_error=_session_error(session, exitstatus),
+        gate=settings.gate,
+        accepted_skips=settings.accept_skip,
+    )
     target_url = settings.target or (state.reference.base_url if state.reference else "(reference server)")
     state.report = RunReport(
         target=target_url,
@@ -66,12 +70,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.exitstatus = verdict.exit_code
 
 
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int,
-                            config: pytest.Config) -> None:
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config
+) -> None:
     state = config.stash[STATE]
     if not state.active or state.report is None:
         return
     writer = config.get_terminal_writer()
     color = writer.hasmarkup and not os.environ.get("NO_COLOR")
-    terminalreporter.write(render_summary(state.report, width=writer.fullwidth, color=color,
-                                          written=state.written))
+    terminalreporter.write(
+        render_summary(state.report, width=writer.fullwidth, color=color, written=state.written)
+    )

@@ -45,11 +45,7 @@ def test_fortytwo_spec_declares_its_operations(op: str) -> None:
 def test_42ai_retry_after_is_required_on_429_and_503(status: str) -> None:
     spec = load_spec("42ai")
     response = spec["components"]["responses"]
-    found = [
-        name
-        for name, body in response.items()
-        if "Retry-After" in body.get("headers", {})
-    ]
+    found = [name for name, body in response.items() if "Retry-After" in body.get("headers", {})]
     assert found, f"no reusable response declares Retry-After (wanted on {status})"
     chat = operation(spec, "POST /v1/chat/completions")
     assert chat is not None

@@ -34,10 +34,22 @@ def engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[VllmProc
         pytest.skip(str(exc))
     chat_dir = prepare_chat_model()
     logs = tmp_path_factory.mktemp("vllm-logs")
-    chat = VllmProcess(chat_dir, CHAT_NAME, runner="generate", cache_root=CACHE / "vllm-run",
-                       log_file=logs / "chat.log", die_with_parent=True)
-    embed = VllmProcess(embed_dir, EMBED_NAME, runner="pooling", cache_root=CACHE / "vllm-run",
-                        log_file=logs / "embed.log", die_with_parent=True)
+    chat = VllmProcess(
+        chat_dir,
+        CHAT_NAME,
+        runner="generate",
+        cache_root=CACHE / "vllm-run",
+        log_file=logs / "chat.log",
+        die_with_parent=True,
+    )
+    embed = VllmProcess(
+        embed_dir,
+        EMBED_NAME,
+        runner="pooling",
+        cache_root=CACHE / "vllm-run",
+        log_file=logs / "embed.log",
+        die_with_parent=True,
+    )
     with running(chat, embed, deadline_s=300):  # side by side: the two ~25 s starts overlap
         yield chat, embed
 
@@ -64,10 +76,16 @@ def test_models_list_the_served_names(engines, client):
 
 
 def test_usage_adds_up_and_max_tokens_gives_length(engines, client):
-    response = client.post(f"{_chat(engines)}/v1/chat/completions", json={
-        "model": CHAT_NAME, "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}],
-        "max_tokens": 8, "temperature": 0, "ignore_eos": True,
-    })
+    response = client.post(
+        f"{_chat(engines)}/v1/chat/completions",
+        json={
+            "model": CHAT_NAME,
+            "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}],
+            "max_tokens": 8,
+            "temperature": 0,
+            "ignore_eos": True,
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["object"] == "chat.completion"
@@ -82,13 +100,17 @@ def test_usage_adds_up_and_max_tokens_gives_length(engines, client):
 
 def test_stream_has_one_finish_reason_a_usage_chunk_and_done(engines, client):
     request = {
-        "model": CHAT_NAME, "messages": [{"role": "user", "content": "Count to five."}],
-        "max_tokens": 8, "temperature": 0, "stream": True, "stream_options": {"include_usage": True},
+        "model": CHAT_NAME,
+        "messages": [{"role": "user", "content": "Count to five."}],
+        "max_tokens": 8,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
     }
     with client.stream("POST", f"{_chat(engines)}/v1/chat/completions", json=request) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        data = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+        data = [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
     assert all(c["object"] == "chat.completion.chunk" for c in chunks)
@@ -104,8 +126,10 @@ def test_stream_has_one_finish_reason_a_usage_chunk_and_done(engines, client):
 
 
 def test_embeddings_are_384_dimensional_and_normalised(engines, client):
-    response = client.post(f"{_embed(engines)}/v1/embeddings",
-                           json={"model": EMBED_NAME, "input": ["hello world", "the capital of France"]})
+    response = client.post(
+        f"{_embed(engines)}/v1/embeddings",
+        json={"model": EMBED_NAME, "input": ["hello world", "the capital of France"]},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert [d["index"] for d in body["data"]] == [0, 1]
@@ -117,16 +141,23 @@ def test_embeddings_are_384_dimensional_and_normalised(engines, client):
 
 
 def test_unknown_model_is_404_with_an_error_object(engines, client):
-    response = client.post(f"{_chat(engines)}/v1/chat/completions",
-                           json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]})
+    response = client.post(
+        f"{_chat(engines)}/v1/chat/completions",
+        json={"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == 404
     assert set(response.json()["error"]) >= {"message", "type", "code"}
 
 
 def test_prompt_beyond_max_model_len_is_400(engines, client):
-    response = client.post(f"{_chat(engines)}/v1/chat/completions", json={
-        "model": CHAT_NAME, "messages": [{"role": "user", "content": "hello " * 2100}], "max_tokens": 16,
-    })
+    response = client.post(
+        f"{_chat(engines)}/v1/chat/completions",
+        json={
+            "model": CHAT_NAME,
+            "messages": [{"role": "user", "content": "hello " * 2100}],
+            "max_tokens": 16,
+        },
+    )
     assert response.status_code == 400
     assert "maximum context length" in response.json()["error"]["message"]
 

@@ -111,8 +111,11 @@ class BatchRunner:
                 log.exception("batch %s: task %r failed", task.batch_id, task.task_id)
                 error = ("Internal server error", "internal_error")
             if not await self._db.call(self._db.store.finish, task, self.lease, content, error):
-                log.error("batch %s: task %r was no longer leased to this run; result dropped",
-                          task.batch_id, task.task_id)
+                log.error(
+                    "batch %s: task %r was no longer leased to this run; result dropped",
+                    task.batch_id,
+                    task.task_id,
+                )
         finally:
             left = self._running.get(task.owner, 1) - 1
             if left > 0:
@@ -124,8 +127,11 @@ class BatchRunner:
     async def _complete(self, task: ClaimedTask) -> str:
         needed = kv_tokens_needed(self._engine, task.messages, task.max_tokens)
         if self._kv.capacity is not None and needed > self._kv.capacity:
-            raise ApiError(400, f"The task needs {needed} tokens of KV cache; the engine has "
-                                f"{self._kv.capacity}", "invalid_request_error")
+            raise ApiError(
+                400,
+                f"The task needs {needed} tokens of KV cache; the engine has {self._kv.capacity}",
+                "invalid_request_error",
+            )
         while True:
             try:
                 reservation = self._kv.reserve(needed)

@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 
 
 class BatchService:
-    def __init__(self, data_dir: Path | None, engine: ChatEngine, kv: KvBudget,
-                 pool_sizes: Mapping[str, int], task_timeout_s: float) -> None:
+    def __init__(
+        self,
+        data_dir: Path | None,
+        engine: ChatEngine,
+        kv: KvBudget,
+        pool_sizes: Mapping[str, int],
+        task_timeout_s: float,
+    ) -> None:
         self._data_dir = data_dir
         self._engine = engine
         self._kv = kv
@@ -44,8 +50,10 @@ class BatchService:
     async def start(self) -> None:
         if self._data_dir is None:
             self._temp_dir = Path(tempfile.mkdtemp(prefix="conform42-data-"))
-            log.warning("batch: no data directory configured; batches live in %s and are lost at shutdown",
-                        self._temp_dir)
+            log.warning(
+                "batch: no data directory configured; batches live in %s and are lost at shutdown",
+                self._temp_dir,
+            )
         data_dir = self._data_dir or self._temp_dir
         assert data_dir is not None
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,8 +65,9 @@ class BatchService:
             lock.release()
             raise
         self._lock, self._db = lock, db
-        self._runner = BatchRunner(db, self._engine, self._kv, self._pool_sizes,
-                                   task_timeout_s=self._task_timeout_s)
+        self._runner = BatchRunner(
+            db, self._engine, self._kv, self._pool_sizes, task_timeout_s=self._task_timeout_s
+        )
         await self._runner.start()
 
     async def stop(self) -> None:
@@ -75,12 +84,14 @@ class BatchService:
     def _started(self) -> tuple[AsyncStore, BatchRunner]:
         if self._db is None or self._runner is None:
             # Only reachable when the app runs without its lifespan (an embedding that skipped start-up).
-            raise ApiError(503, "The batch service is not running", "service_unavailable",
-                           headers={"Retry-After": "30"})
+            raise ApiError(
+                503, "The batch service is not running", "service_unavailable", headers={"Retry-After": "30"}
+            )
         return self._db, self._runner
 
-    async def submit(self, owner: str, tier: str, model: str, max_tokens: int,
-                     tasks: Sequence[NewTask]) -> str:
+    async def submit(
+        self, owner: str, tier: str, model: str, max_tokens: int, tasks: Sequence[NewTask]
+    ) -> str:
         """Store the batch (committed before this returns) and wake the workers; returns its id."""
         db, runner = self._started()
         batch_id = f"batch_{uuid.uuid4().hex}"

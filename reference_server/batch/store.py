@@ -138,8 +138,14 @@ class BatchView:
     results: dict[str, dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
-        return {"batch_id": self.batch_id, "status": self.status, "total": self.total,
-                "completed": self.completed, "failed": self.failed, "results": self.results}
+        return {
+            "batch_id": self.batch_id,
+            "status": self.status,
+            "total": self.total,
+            "completed": self.completed,
+            "failed": self.failed,
+            "results": self.results,
+        }
 
 
 class BatchStore:
@@ -151,8 +157,9 @@ class BatchStore:
         self._db.row_factory = sqlite3.Row
         mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
-            raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode}); "
-                               "is it on a network filesystem?")
+            raise RuntimeError(
+                f"{path}: SQLite refused WAL mode (got {mode}); is it on a network filesystem?"
+            )
         # FULL: a commit is on disk when it returns, so an accepted batch survives a power cut too,
         # not only a process crash (NORMAL would be enough for SIGKILL alone).
         self._db.execute("PRAGMA synchronous=FULL")
@@ -190,8 +197,9 @@ class BatchStore:
             )
         return cursor.rowcount
 
-    def create(self, batch_id: str, owner: str, tier: str, model: str, max_tokens: int,
-               tasks: Sequence[NewTask]) -> None:
+    def create(
+        self, batch_id: str, owner: str, tier: str, model: str, max_tokens: int, tasks: Sequence[NewTask]
+    ) -> None:
         """Store a batch and all its tasks in one transaction: all of it is accepted, or none."""
         with self._tx():
             self._db.execute(
@@ -219,11 +227,22 @@ class BatchStore:
                 "WHERE batch_id = ? AND seq = ? AND state = 'pending'",
                 [(lease, now, r["batch_id"], r["seq"]) for r in rows],
             )
-        return [ClaimedTask(r["batch_id"], r["seq"], r["task_id"], owner, r["model"], r["max_tokens"],
-                            json.loads(r["messages"])) for r in rows]
+        return [
+            ClaimedTask(
+                r["batch_id"],
+                r["seq"],
+                r["task_id"],
+                owner,
+                r["model"],
+                r["max_tokens"],
+                json.loads(r["messages"]),
+            )
+            for r in rows
+        ]
 
-    def finish(self, task: ClaimedTask, lease: str, content: str | None,
-               error: tuple[str, str] | None = None) -> bool:
+    def finish(
+        self, task: ClaimedTask, lease: str, content: str | None, error: tuple[str, str] | None = None
+    ) -> bool:
         """Record a task's result and final state at once; False if the lease was lost (nothing written)."""
         state = "failed" if error is not None else "completed"
         message, error_type = error if error is not None else (None, None)
@@ -255,7 +274,8 @@ class BatchStore:
             return None
         rows = self._db.execute(
             "SELECT task_id, state, attempts, content, error_message, error_type FROM tasks "
-            "WHERE batch_id = ? ORDER BY seq", (batch_id,)
+            "WHERE batch_id = ? ORDER BY seq",
+            (batch_id,),
         ).fetchall()
         results: dict[str, dict[str, Any]] = {}
         failed = 0
@@ -266,8 +286,11 @@ class BatchStore:
                 results[r["task_id"]] = {"content": r["content"], "status": "completed"}
             elif r["state"] == "failed":
                 failed += 1
-                results[r["task_id"]] = {"content": None, "status": "failed",
-                                         "error": {"message": r["error_message"], "type": r["error_type"]}}
+                results[r["task_id"]] = {
+                    "content": None,
+                    "status": "failed",
+                    "error": {"message": r["error_message"], "type": r["error_type"]},
+                }
         total: int = batch["total"]
         if len(results) == total:
             status = "failed" if failed else "completed"

@@ -50,9 +50,36 @@ EMBED_DIM = 384
 
 # Plain lowercase words only, so a whitespace split of the answer gives back exactly its tokens.
 _VOCAB: tuple[str, ...] = (
-    "the", "signal", "answer", "swarm", "model", "token", "stream", "light", "river", "stone",
-    "quiet", "bright", "forty", "two", "logic", "vector", "garden", "window", "orbit", "paper",
-    "north", "amber", "circle", "echo", "field", "harbor", "index", "lantern", "meadow", "number",
+    "the",
+    "signal",
+    "answer",
+    "swarm",
+    "model",
+    "token",
+    "stream",
+    "light",
+    "river",
+    "stone",
+    "quiet",
+    "bright",
+    "forty",
+    "two",
+    "logic",
+    "vector",
+    "garden",
+    "window",
+    "orbit",
+    "paper",
+    "north",
+    "amber",
+    "circle",
+    "echo",
+    "field",
+    "harbor",
+    "index",
+    "lantern",
+    "meadow",
+    "number",
 )
 
 
@@ -97,8 +124,9 @@ class SimChatEngine:
         log.warning("sim engine: deterministic test double, not a language model")
 
     def count_prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
-        return sum(count_text_tokens(_content_text(m.get("content"))) + MESSAGE_OVERHEAD_TOKENS
-                   for m in messages)
+        return sum(
+            count_text_tokens(_content_text(m.get("content"))) + MESSAGE_OVERHEAD_TOKENS for m in messages
+        )
 
     def _plan(self, body: dict[str, Any]) -> tuple[list[str], str, int]:
         """The answer's words, its finish_reason and the prompt's token count."""
@@ -125,8 +153,11 @@ class SimChatEngine:
         last_message = messages[-1] if messages and isinstance(messages[-1], dict) else {}
         last = _content_text(last_message.get("content"))
         asked = _AT_LEAST_WORDS.search(last)
-        return max(self.answer_tokens, min(int(asked.group(1)), self.max_model_len)) if asked else (
-            self.answer_tokens)
+        return (
+            max(self.answer_tokens, min(int(asked.group(1)), self.max_model_len))
+            if asked
+            else (self.answer_tokens)
+        )
 
     @staticmethod
     def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -147,11 +178,13 @@ class SimChatEngine:
             "created": int(time.time()),
             "model": body.get("model", ""),
             "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": " ".join(words)},
-                "finish_reason": finish_reason,
-            }],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": " ".join(words)},
+                    "finish_reason": finish_reason,
+                }
+            ],
             "usage": self._usage(prompt_tokens, len(words)),
         }
 
@@ -222,8 +255,9 @@ class SimEmbedEngine:
         for index, text in enumerate(texts):
             vector = self._vector(text)
             # base64 is what the OpenAI SDK asks for by default: little-endian float32, as OpenAI sends.
-            embedding: Any = (base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-                              if as_base64 else vector)
+            embedding: Any = (
+                base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode() if as_base64 else vector
+            )
             data.append({"object": "embedding", "embedding": embedding, "index": index})
         tokens = sum(max(1, count_text_tokens(t)) for t in texts)
         return {

@@ -101,9 +101,12 @@ class _HttpEngine:
         return self._session
 
     def _down(self, detail: str) -> ApiError:
-        return ApiError(503, f"The inference engine is not available ({detail}). "
-                             f"Retry after {self._retry_after}s",
-                        "service_unavailable", headers={"Retry-After": self._retry_after})
+        return ApiError(
+            503,
+            f"The inference engine is not available ({detail}). Retry after {self._retry_after}s",
+            "service_unavailable",
+            headers={"Retry-After": self._retry_after},
+        )
 
     def _dead(self) -> bool:
         return self._is_alive is not None and not self._is_alive()
@@ -119,8 +122,9 @@ class _HttpEngine:
             return ApiError(500, f"The inference engine failed: {_vllm_message(content)}", "internal_error")
         if status in (401, 403):
             # vLLM runs without credentials behind us; a refusal means the gateway is misconfigured.
-            return ApiError(500, "The gateway could not authenticate to its inference engine",
-                            "internal_error")
+            return ApiError(
+                500, "The gateway could not authenticate to its inference engine", "internal_error"
+            )
         # 400 (bad parameters, prompt too long, ...) and anything else the client caused: vLLM's message
         # says what is wrong with the request, so it is passed on.
         return ApiError(400, _vllm_message(content), "invalid_request_error")
@@ -130,11 +134,13 @@ class _HttpEngine:
         if isinstance(exc, aiohttp.ClientConnectorError) or self._dead():
             return self._down(type(exc).__name__)
         if isinstance(exc, TimeoutError):
-            return ApiError(500, f"The inference engine did not answer in time ({type(exc).__name__})",
-                            "internal_error")
+            return ApiError(
+                500, f"The inference engine did not answer in time ({type(exc).__name__})", "internal_error"
+            )
         # Connection dropped mid-request by a live engine (ServerDisconnectedError, payload errors, ...).
-        return ApiError(500, f"The connection to the inference engine failed ({type(exc).__name__})",
-                        "internal_error")
+        return ApiError(
+            500, f"The connection to the inference engine failed ({type(exc).__name__})", "internal_error"
+        )
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -209,8 +215,10 @@ class VllmChatEngine(_HttpEngine):
         The gateway sends string contents only (image parts are described in text first); a list of parts
         is reduced to its text so a direct caller gets a count, not a template error.
         """
-        plain = [m if isinstance(m.get("content"), str) else {**m, "content": _text_of(m.get("content"))}
-                 for m in messages]
+        plain = [
+            m if isinstance(m.get("content"), str) else {**m, "content": _text_of(m.get("content"))}
+            for m in messages
+        ]
         rendered: str = self._tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
         # What apply_chat_template(tokenize=True) does next, minus its layers: the template already holds
         # the special tokens, so none are added. transformers' path goes through the Rust tokenizer's
@@ -257,7 +265,7 @@ class VllmChatEngine(_HttpEngine):
                     buffer += chunk
                     start = 0
                     while (end := buffer.find(_EVENT_END, start)) >= 0:
-                        last = buffer[start:end + 2]
+                        last = buffer[start : end + 2]
                         start = end + 2
                         yield last.replace(old, new, 1) if rewrite else last
                     buffer = buffer[start:]
@@ -266,8 +274,9 @@ class VllmChatEngine(_HttpEngine):
                     raise ApiError(500, "The inference engine ended the stream mid-event", "internal_error")
                 if not last.startswith(_DONE):
                     # Ended between events: the client must not take a cut answer for a whole one.
-                    raise ApiError(500, "The inference engine ended the stream before data: [DONE]",
-                                   "internal_error")
+                    raise ApiError(
+                        500, "The inference engine ended the stream before data: [DONE]", "internal_error"
+                    )
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._transport_error(exc) from exc
 

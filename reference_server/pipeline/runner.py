@@ -21,8 +21,9 @@ from reference_server.pipeline.templates import Step, Template, render
 __all__ = ["run_pipeline"]
 
 
-def _messages(step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str],
-              images: Mapping[str, str]) -> list[dict[str, str]]:
+def _messages(
+    step: Step, inputs: Mapping[str, str], outputs: Mapping[str, str], images: Mapping[str, str]
+) -> list[dict[str, str]]:
     prompt = render(step.prompt, inputs, outputs)
     if step.image_input is not None:
         # The same text form routes/chat.py gives an image part: the engines read descriptions.
@@ -41,8 +42,9 @@ async def _run_step(step: Step, messages: list[dict[str, str]], engine: ChatEngi
         reservation.release()
 
 
-async def run_pipeline(template: Template, inputs: Mapping[str, str], images: Mapping[str, str],
-                       engine: ChatEngine, kv: KvBudget) -> dict[str, Any]:
+async def run_pipeline(
+    template: Template, inputs: Mapping[str, str], images: Mapping[str, str], engine: ChatEngine, kv: KvBudget
+) -> dict[str, Any]:
     """The response body of POST /v1/pipeline; ``images`` maps input names to image descriptions."""
     outputs: dict[str, str] = {}
     results: list[dict[str, Any]] = []

@@ -64,14 +64,23 @@ def _references(text: str, where: str) -> list[tuple[str, str]]:
     for match in _ANY_REF.finditer(text):
         ref = _REF.fullmatch(match.group(1))
         if ref is None:
-            raise TemplateError(f"{where}: malformed reference {match.group(0)!r}; use {{{{input.NAME}}}} "
-                                "or {{STEP.content}}")
+            raise TemplateError(
+                f"{where}: malformed reference {match.group(0)!r}; use {{{{input.NAME}}}} "
+                "or {{STEP.content}}"
+            )
         refs.append((ref.group(1), ref.group(2)))
     return refs
 
 
-def _check_ref(source: str, member: str, where: str, step_id: str, order: Mapping[str, int], index: int,
-               inputs: list[str]) -> None:
+def _check_ref(
+    source: str,
+    member: str,
+    where: str,
+    step_id: str,
+    order: Mapping[str, int],
+    index: int,
+    inputs: list[str],
+) -> None:
     if source == "input":
         if member not in inputs:
             inputs.append(member)
@@ -79,13 +88,16 @@ def _check_ref(source: str, member: str, where: str, step_id: str, order: Mappin
     if member != "content":
         raise TemplateError(f"{where}: reference {{{{{source}.{member}}}}}: a step only offers .content")
     if source == step_id:
-        raise TemplateError(f"{where}: reference {{{{{source}.content}}}} refers to the step itself "
-                            "(a cycle)")
+        raise TemplateError(
+            f"{where}: reference {{{{{source}.content}}}} refers to the step itself (a cycle)"
+        )
     if source not in order:
         raise TemplateError(f"{where}: reference {{{{{source}.content}}}} names unknown step {source!r}")
     if order[source] > index:
-        raise TemplateError(f"{where}: forward reference {{{{{source}.content}}}}: step {source!r} runs "
-                            "later; a step may only use the steps before it")
+        raise TemplateError(
+            f"{where}: forward reference {{{{{source}.content}}}}: step {source!r} runs "
+            "later; a step may only use the steps before it"
+        )
 
 
 def _text(raw: Mapping[str, Any], key: str, where: str, *, required: bool) -> str | None:

@@ -58,8 +58,12 @@ def _context_error(max_model_len: int, prompt_tokens: int, max_completion: int |
 
 
 def _has_image(req: ChatCompletionRequest) -> bool:
-    return any(isinstance(part, ImagePart)
-               for m in req.messages if not isinstance(m.content, str) for part in m.content)
+    return any(
+        isinstance(part, ImagePart)
+        for m in req.messages
+        if not isinstance(m.content, str)
+        for part in m.content
+    )
 
 
 @router.post("/v1/chat/completions")
@@ -69,8 +73,11 @@ async def create_chat_completion(request: Request, gateway: GatewayDep, caller: 
     engine = gateway.chat
 
     if not model.vision and _has_image(req):
-        raise ApiError(400, f"Model {model.id} does not accept images; use a vision model (42-vision)",
-                       "invalid_request_error")
+        raise ApiError(
+            400,
+            f"Model {model.id} does not accept images; use a vision model (42-vision)",
+            "invalid_request_error",
+        )
     body = req.model_dump(exclude_none=True)
     # One cap for the engine: max_completion_tokens is OpenAI's newer name and wins when both are sent.
     max_completion: int | None = body.pop("max_completion_tokens", None) or body.get("max_tokens")

@@ -28,9 +28,14 @@ _LISTING: dict[str, Any] = {
 }
 
 _FORTYTWO_LISTING: dict[Tier, dict[str, Any]] = {
-    tier: {"object": "list",
-           "data": [{"id": m.id, "object": "model", "created": MODELS_CREATED, "owned_by": "42ai"}
-                    for m in MODELS.values() if m.kind == "chat" and tier in m.tiers]}
+    tier: {
+        "object": "list",
+        "data": [
+            {"id": m.id, "object": "model", "created": MODELS_CREATED, "owned_by": "42ai"}
+            for m in MODELS.values()
+            if m.kind == "chat" and tier in m.tiers
+        ],
+    }
     for tier in TIERS
 }
 

@@ -39,16 +39,21 @@ async def create_pipeline_run(request: Request, gateway: GatewayDep, caller: Cal
     for name in template.inputs:
         value = req.input.get(name)
         if not isinstance(value, str) or not value:
-            raise ApiError(400, f"Pipeline template {template.name!r} needs input.{name} as a non-empty "
-                                "string", "invalid_request_error")
+            raise ApiError(
+                400,
+                f"Pipeline template {template.name!r} needs input.{name} as a non-empty string",
+                "invalid_request_error",
+            )
         inputs[name] = value
 
     slot = gateway.limiter.try_acquire(caller.key_id, caller.tier)
     try:
         image_names = {step.image_input for step in template.steps if step.image_input is not None}
         # Decoding an image can take tens of ms: off the event loop, as for chat.
-        images = {name: await run_in_threadpool(describe_image, inputs[name], gateway.config.image_dir)
-                  for name in sorted(image_names)}
+        images = {
+            name: await run_in_threadpool(describe_image, inputs[name], gateway.config.image_dir)
+            for name in sorted(image_names)
+        }
         body = await run_pipeline(template, inputs, images, gateway.chat, gateway.kv)
     finally:
         slot.release()

@@ -132,9 +132,13 @@ def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: 
     start = threading.Barrier(count)
     stop = threading.Event()
     threads = [
-        threading.Thread(target=read_chat_stream, args=(api, tier, body, s),
-                         kwargs={"stop": stop, "deadline_s": deadline_s, "start": start}, daemon=True,
-                         name=f"conform42-burst-{tier}-{i}")
+        threading.Thread(
+            target=read_chat_stream,
+            args=(api, tier, body, s),
+            kwargs={"stop": stop, "deadline_s": deadline_s, "start": start},
+            daemon=True,
+            name=f"conform42-burst-{tier}-{i}",
+        )
         for i, s in enumerate(streams)
     ]
     for thread in threads:
@@ -167,8 +171,9 @@ def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: 
         # Keep reading a little past the last first event, so an overlap can be shown with the margin.
         firsts = [s.first_at for s in streams if s.first_at is not None]
         settle = (max(firsts) if firsts else time.monotonic()) + 3 * result.margin_s
-        while time.monotonic() < settle and any(s.status == 200 and s.ended_at is None and s.error is None
-                                               for s in streams):
+        while time.monotonic() < settle and any(
+            s.status == 200 and s.ended_at is None and s.error is None for s in streams
+        ):
             time.sleep(0.005)
         result.stopped_at = time.monotonic()
     stop.set()

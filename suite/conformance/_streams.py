@@ -81,6 +81,7 @@ def read_chat_stream(
     for the other threads of a burst before sending.
     """
     try:
+
         def trace(name: str, info: Any) -> None:
             if name == _REQUEST_WRITTEN:
                 stream.written_at = time.monotonic()
@@ -203,8 +204,6 @@ def ends_stream(data: str) -> bool:
         isinstance(choices, list)
         and any(isinstance(c, dict) and c.get("finish_reason") is not None for c in choices)
     ) or (isinstance(choices, list) and not choices)
-
-
 
 
 @contextmanager

@@ -178,8 +178,9 @@ def batch_tracker(api: Api) -> BatchTracker:
 
 
 @pytest.fixture(autouse=True)
-def _quiet_batches(request: pytest.FixtureRequest, batch_tracker: BatchTracker, api: Api,
-                   target: Target) -> None:
+def _quiet_batches(
+    request: pytest.FixtureRequest, batch_tracker: BatchTracker, api: Api, target: Target
+) -> None:
     """Before every test outside the batch module: earlier batches have finished (bounded wait)."""
     if not request.node.nodeid.split("::")[0].endswith("test_batch.py"):
         batch_tracker.wait_quiet(api, target)

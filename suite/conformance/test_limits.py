@@ -73,8 +73,13 @@ def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> O
         while attempts < BURST_ATTEMPTS:
             attempts += 1
             wait_admitted(api, tier)
-            result = burst(api, tier, hold_body(target.chat_model, pace), LIMITS[tier],
-                           deadline_s=pace.deadline(HOLD_MAX_TOKENS))
+            result = burst(
+                api,
+                tier,
+                hold_body(target.chat_model, pace),
+                LIMITS[tier],
+                deadline_s=pace.deadline(HOLD_MAX_TOKENS),
+            )
             below_limit = result.refused and len(result.admitted) < LIMITS[tier]
             if result.conclusive and not below_limit:
                 break
@@ -100,8 +105,11 @@ def _expect_refused(over: OverLimit, tier: str) -> httpx.Response:
         )
     queued = result.queued
     if queued is not None:
-        how = ("after the other streams were closed" if queued.after_release
-               else "after another stream of the key had ended")
+        how = (
+            "after the other streams were closed"
+            if queued.after_release
+            else "after another stream of the key had ended"
+        )
         waited = (queued.headers_at or queued.sent_at) - queued.sent_at
         fail(
             f"request {limit + 1} of the {tier} tier was queued instead of refused",
@@ -122,7 +130,8 @@ def _expect_refused(over: OverLimit, tier: str) -> httpx.Response:
     assert refusal.response is not None
     if len(admitted) < limit:
         expect_status(
-            refusal.response, 200,
+            refusal.response,
+            200,
             message=f"the {tier} tier was refused while only {len(admitted)} of its {limit} slots were "
             "in use",
         )

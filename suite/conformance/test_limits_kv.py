@@ -122,5 +122,3 @@ def test_503_retry_after_is_30(response_log: ResponseLog) -> None:
         pytest.skip("no 503 was seen in this session (the KV-cache test provoked none)")
     for response in seen:
         expect_retry_after(response, 30)
-
-

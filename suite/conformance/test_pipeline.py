@@ -154,13 +154,17 @@ def test_plan_depends_on_the_scan(api: Api, memo: Memo, target: Target) -> None:
         pytest.skip("no final_output to compare (judged by PIPE-004)")
     _again_response, again = _run(api, target, target.image_url)
     if again.get("final_output") != first_final:
-        pytest.skip("cannot judge reference resolution on a non-deterministic target "
-                    "(the same image gave two different final_outputs)")
+        pytest.skip(
+            "cannot judge reference resolution on a non-deterministic target "
+            "(the same image gave two different final_outputs)"
+        )
     other_url = PNG_DATA_URL if target.image_url == BLUE_PNG_DATA_URL else BLUE_PNG_DATA_URL
     other_response = _post(api, target, other_url)
     if other_response.status_code != 200:
-        pytest.skip(f"the target did not run {TEMPLATE} on a second image given as a data: URL "
-                    f"(HTTP {other_response.status_code}), so there is nothing to compare")
+        pytest.skip(
+            f"the target did not run {TEMPLATE} on a second image given as a data: URL "
+            f"(HTTP {other_response.status_code}), so there is nothing to compare"
+        )
     other = json_object(other_response, "the pipeline response")
     other_scan, other_final = _contents(other_response, other)
     if first_scan is None or other_scan is None:

@@ -92,8 +92,15 @@ class PropertyRuns:
                     "was used up before this operation"
                 )
             else:
-                log = run_operation(self.schema, label, judge=self.judge, target=self.target,
-                                    budget=self.budget, pace=self.pace, seconds=seconds)
+                log = run_operation(
+                    self.schema,
+                    label,
+                    judge=self.judge,
+                    target=self.target,
+                    budget=self.budget,
+                    pace=self.pace,
+                    seconds=seconds,
+                )
                 if log.batch_ids and log.unreachable is None:
                     drain_batches(self.api, auth_tier(self.target), log.batch_ids, _DRAIN_S)
                 self.logs[label] = log
@@ -116,8 +123,10 @@ class PropertyRuns:
             raise RuntimeError(f"a schemathesis check crashed: {problem}")
         if not self.findings.judged[(requirement_id, label)]:
             budget_note = ", stopped by the time budget" if log.stopped_by_clock else ""
-            pytest.skip(f"no exchange on {label} could judge {requirement_id} "
-                        f"({log.calls} requests sent{budget_note})")
+            pytest.skip(
+                f"no exchange on {label} could judge {requirement_id} "
+                f"({log.calls} requests sent{budget_note})"
+            )
 
 
 @pytest.fixture(scope="module")
@@ -203,8 +212,9 @@ def test_batch_links_are_stateful(property_runs: PropertyRuns) -> None:
         disabled(f"the {target.profile} spec declares no POST /v1/batch")
     if property_runs.clock.slot() <= 0.5:
         pytest.skip("the property time budget (CONFORM42_PROPERTY_MAX_TIME) was used up")
-    log, failure = run_stateful(property_runs.schema, target=target, budget=property_runs.budget,
-                                pace=property_runs.pace)
+    log, failure = run_stateful(
+        property_runs.schema, target=target, budget=property_runs.budget, pace=property_runs.pace
+    )
     property_runs.clock.finished_one()
     if log.batch_ids:
         drain_batches(property_runs.api, auth_tier(target), log.batch_ids, _DRAIN_S)

@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase
 
 __all__ = ["Budget", "Clock"]
 
+
 def _env_number(name: str, default: float, env: Mapping[str, str]) -> float:
     raw = env.get(name, "").strip()
     if not raw:

@@ -114,13 +114,17 @@ def register_hooks(schema: BaseSchema, target: Target) -> None:
             # json_schema payloads are noise any engine may refuse, so valid data asks for plain text.
             body["response_format"] = {"type": "text"}
         if isinstance(body.get("tasks"), list):
-            body["tasks"] = _unique_task_ids([
-                {**task, "messages": _complete_messages(task.get("messages"))} if isinstance(task, dict)
-                else task
-                for task in body["tasks"]
-            ])
+            body["tasks"] = _unique_task_ids(
+                [
+                    {**task, "messages": _complete_messages(task.get("messages"))}
+                    if isinstance(task, dict)
+                    else task
+                    for task in body["tasks"]
+                ]
+            )
         path = case.operation.path
         if path == "/v1/pipeline":
+
             def with_template(use_known: bool) -> Case:
                 # The documented template needs a real image; random input for it is invalid in a way
                 # the spec cannot express. An unknown (generated) template name is a declared 404.
@@ -132,8 +136,13 @@ def register_hooks(schema: BaseSchema, target: Target) -> None:
                 return case
 
             return st.booleans().map(with_template)
-        model = target.chat_model if path in chat_paths else target.embed_model if (
-            path == "/v1/embeddings") else None
+        model = (
+            target.chat_model
+            if path in chat_paths
+            else target.embed_model
+            if (path == "/v1/embeddings")
+            else None
+        )
         if model is None or "model" not in body:
             case.body = body
             return st.just(case)

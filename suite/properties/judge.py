@@ -76,8 +76,15 @@ SPEC_STATUS, SPEC_BODY, SPEC_ACCEPTS = "SPEC-001", "SPEC-002", "SPEC-003"
 
 #: Every requirement a property run can judge, per profile.
 PROPERTY_REQUIREMENTS: Mapping[str, tuple[str, ...]] = {
-    profile: (INVALID_NO_5XX, INVALID_REJECTED, ENVELOPE[profile], VALIDATION_BODY[profile],
-              SPEC_STATUS, SPEC_BODY, SPEC_ACCEPTS)
+    profile: (
+        INVALID_NO_5XX,
+        INVALID_REJECTED,
+        ENVELOPE[profile],
+        VALIDATION_BODY[profile],
+        SPEC_STATUS,
+        SPEC_BODY,
+        SPEC_ACCEPTS,
+    )
     for profile in ("42ai", "fortytwo")
 }
 
@@ -138,12 +145,11 @@ def documented_body_valid(profile: str, label: str, body: Any) -> bool | None:
         "urn:conform42:spec", Resource.from_contents(_documented(profile), default_specification=DRAFT202012)
     )
     method, _, path = label.partition(" ")
-    pointer = "/".join(part.replace("~", "~0").replace("/", "~1")
-                       for part in ("paths", path, method.lower(), "requestBody", "content",
-                                    "application/json", "schema"))
-    validator = jsonschema.Draft202012Validator(
-        {"$ref": f"urn:conform42:spec#/{pointer}"}, registry=registry
+    pointer = "/".join(
+        part.replace("~", "~0").replace("/", "~1")
+        for part in ("paths", path, method.lower(), "requestBody", "content", "application/json", "schema")
     )
+    validator = jsonschema.Draft202012Validator({"$ref": f"urn:conform42:spec#/{pointer}"}, registry=registry)
     return bool(validator.is_valid(body))
 
 
@@ -151,15 +157,21 @@ def documented_body_valid(profile: str, label: str, body: Any) -> bool | None:
 def as_httpx_request(request: requests.PreparedRequest) -> httpx.Request:
     body = request.body
     content = body.encode("utf-8") if isinstance(body, str) else body if isinstance(body, bytes) else None
-    headers = {name: value if isinstance(value, str) else value.decode("latin-1")
-               for name, value in request.headers.items()}
+    headers = {
+        name: value if isinstance(value, str) else value.decode("latin-1")
+        for name, value in request.headers.items()
+    }
     return httpx.Request(str(request.method), str(request.url), headers=headers, content=content)
 
 
 def as_httpx_response(response: schemathesis.Response) -> httpx.Response:
     headers = [(name, value) for name, values in response.headers.items() for value in values]
-    return httpx.Response(response.status_code, headers=headers, content=response.content,
-                          request=as_httpx_request(response.request))
+    return httpx.Response(
+        response.status_code,
+        headers=headers,
+        content=response.content,
+        request=as_httpx_request(response.request),
+    )
 
 
 @dataclass
@@ -186,8 +198,9 @@ def schemathesis_checks(names: tuple[str, ...]) -> list[Callable[..., Any]]:
     return list(CHECKS.get_by_names(list(names)))
 
 
-def schemathesis_failure(exc: FailureGroup, label: str, response: schemathesis.Response,
-                          keys: Mapping[str, str]) -> ConformanceFailure:
+def schemathesis_failure(
+    exc: FailureGroup, label: str, response: schemathesis.Response, keys: Mapping[str, str]
+) -> ConformanceFailure:
     failures = list(exc.exceptions)
     titles = ", ".join(sorted({f"{getattr(f, 'title', type(f).__name__)}" for f in failures}))
     details = "; ".join(str(getattr(f, "message", f)).strip().replace("\n", "; ") for f in failures)
@@ -219,8 +232,15 @@ class ExchangeJudge:
         self._reject_check = schemathesis_checks(("negative_data_rejection",))
 
     # -- one exchange ------------------------------------------------------------------------------
-    def judge(self, label: str, case: Any, response: schemathesis.Response, *, positive: bool,
-              transport_kwargs: dict[str, Any] | None) -> None:
+    def judge(
+        self,
+        label: str,
+        case: Any,
+        response: schemathesis.Response,
+        *,
+        positive: bool,
+        transport_kwargs: dict[str, Any] | None,
+    ) -> None:
         status = response.status_code
         if not positive:
             self._invalid_input(label, case, response)
@@ -240,13 +260,17 @@ class ExchangeJudge:
         rejected. Neither is a 5xx, so no MUST of this module is charged (the behaviour tests judge hangs
         against their own MUSTs)."""
         requirement = SPEC_ACCEPTS if positive else INVALID_REJECTED
-        self.findings.failed(requirement, label, ConformanceFailure(
-            f"{label}: no answer within {waited_s:.1f} s",
-            expected=f"an answer within the request's deadline ({waited_s:.1f} s, derived from the work "
-            "asked for and the target's measured speed)",
-            received=f"nothing after {waited_s:.1f} s",
-            request=request,
-        ))
+        self.findings.failed(
+            requirement,
+            label,
+            ConformanceFailure(
+                f"{label}: no answer within {waited_s:.1f} s",
+                expected=f"an answer within the request's deadline ({waited_s:.1f} s, derived from the work "
+                "asked for and the target's measured speed)",
+                received=f"nothing after {waited_s:.1f} s",
+                request=request,
+            ),
+        )
 
     # -- judges --------------------------------------------------------------------------------------
     def _invalid_input(self, label: str, case: Any, response: schemathesis.Response) -> None:
@@ -256,12 +280,16 @@ class ExchangeJudge:
         if response.status_code < 500:
             self.findings.judged_one(INVALID_NO_5XX, label)
             return
-        self.findings.failed(INVALID_NO_5XX, label, ConformanceFailure(
-            f"{label}: invalid input was answered with a server error",
-            expected="a status below 500 (invalid client input is the client's error)",
-            received=f"HTTP {response.status_code}",
-            response=as_httpx_response(response),
-        ))
+        self.findings.failed(
+            INVALID_NO_5XX,
+            label,
+            ConformanceFailure(
+                f"{label}: invalid input was answered with a server error",
+                expected="a status below 500 (invalid client input is the client's error)",
+                received=f"HTTP {response.status_code}",
+                response=as_httpx_response(response),
+            ),
+        )
 
     def _accepted(self, label: str, response: schemathesis.Response) -> None:
         # SPEC-003's own words: "not rejected with 400 or 422" (a 401/404 to generated valid data may be
@@ -269,12 +297,16 @@ class ExchangeJudge:
         if response.status_code not in (400, 422):
             self.findings.judged_one(SPEC_ACCEPTS, label)
             return
-        self.findings.failed(SPEC_ACCEPTS, label, ConformanceFailure(
-            f"{label}: a request the spec allows was rejected",
-            expected="no 400 or 422 for data valid under the profile's OpenAPI document",
-            received=f"HTTP {response.status_code}",
-            response=as_httpx_response(response),
-        ))
+        self.findings.failed(
+            SPEC_ACCEPTS,
+            label,
+            ConformanceFailure(
+                f"{label}: a request the spec allows was rejected",
+                expected="no 400 or 422 for data valid under the profile's OpenAPI document",
+                received=f"HTTP {response.status_code}",
+                response=as_httpx_response(response),
+            ),
+        )
 
     def _envelope(self, label: str, response: schemathesis.Response) -> None:
         status = response.status_code
@@ -283,17 +315,23 @@ class ExchangeJudge:
         requirement = ENVELOPE[self.profile]
         body = _json_body(response)
         error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict) and isinstance(error.get("message"), str) and isinstance(
-            error.get("type"), str
+        if (
+            isinstance(error, dict)
+            and isinstance(error.get("message"), str)
+            and isinstance(error.get("type"), str)
         ):
             self.findings.judged_one(requirement, label)
             return
-        self.findings.failed(requirement, label, ConformanceFailure(
-            f"{label}: HTTP {status} body is not in the documented error envelope",
-            expected='{"error": {"message": <string>, "type": <string>}}',
-            received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
-            response=as_httpx_response(response),
-        ))
+        self.findings.failed(
+            requirement,
+            label,
+            ConformanceFailure(
+                f"{label}: HTTP {status} body is not in the documented error envelope",
+                expected='{"error": {"message": <string>, "type": <string>}}',
+                received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
+                response=as_httpx_response(response),
+            ),
+        )
 
     def _validation_body(self, label: str, response: schemathesis.Response) -> None:
         requirement = VALIDATION_BODY[self.profile]
@@ -312,26 +350,42 @@ class ExchangeJudge:
         if isinstance(detail, list) and all(item_ok(item) for item in detail):
             self.findings.judged_one(requirement, label)
             return
-        self.findings.failed(requirement, label, ConformanceFailure(
-            f"{label}: HTTP 422 body is not an HTTPValidationError",
-            expected='{"detail": [{"loc": [...], "msg": <string>, "type": <string>}, ...]}',
-            received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
-            response=as_httpx_response(response),
-        ))
+        self.findings.failed(
+            requirement,
+            label,
+            ConformanceFailure(
+                f"{label}: HTTP 422 body is not an HTTPValidationError",
+                expected='{"detail": [{"loc": [...], "msg": <string>, "type": <string>}, ...]}',
+                received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
+                response=as_httpx_response(response),
+            ),
+        )
 
-    def _schemathesis(self, requirement: str, label: str, case: Any, response: schemathesis.Response,
-                      checks: list[Callable[..., Any]], transport_kwargs: dict[str, Any] | None) -> None:
+    def _schemathesis(
+        self,
+        requirement: str,
+        label: str,
+        case: Any,
+        response: schemathesis.Response,
+        checks: list[Callable[..., Any]],
+        transport_kwargs: dict[str, Any] | None,
+    ) -> None:
         try:
             case.validate_response(response, checks=checks, transport_kwargs=transport_kwargs)
         except FailureGroup as exc:
             self.findings.failed(requirement, label, schemathesis_failure(exc, label, response, self.keys))
         except requests.RequestException as exc:
             # A check that sends its own request (ignored_auth, unsupported_method) and got no answer.
-            self.findings.failed(requirement, label, ConformanceFailure(
-                f"{label}: a follow-up request of schemathesis's checks got no answer",
-                expected="an answer", received=f"{type(exc).__name__}",
-                response=as_httpx_response(response),
-            ))
+            self.findings.failed(
+                requirement,
+                label,
+                ConformanceFailure(
+                    f"{label}: a follow-up request of schemathesis's checks got no answer",
+                    expected="an answer",
+                    received=f"{type(exc).__name__}",
+                    response=as_httpx_response(response),
+                ),
+            )
         except Exception as exc:  # a check crashing is the suite's problem: an Error, not a Fail
             self.findings.problems.setdefault((requirement, label), f"{type(exc).__name__}: {exc}")
         else:

@@ -33,6 +33,7 @@ from suite.target import Target
 
 __all__ = ["ExchangeLog", "drain_batches", "request_deadline", "run_operation", "run_stateful"]
 
+
 @dataclass
 class ExchangeLog:
     """What one run sent and saw (the deviations go to the shared ``Findings``)."""
@@ -79,8 +80,12 @@ def _request_of(case: Case, kwargs: dict[str, Any], target: Target) -> httpx.Req
     headers = {str(k): str(v) for k, v in (data.get("headers") or {}).items()}
     if "json" in data and data["json"] is not None:
         headers.setdefault("Content-Type", "application/json")
-    return httpx.Request(str(data.get("method", case.method)), str(data.get("url")), headers=headers,
-                         content=content if isinstance(content, bytes | str) else None)
+    return httpx.Request(
+        str(data.get("method", case.method)),
+        str(data.get("url")),
+        headers=headers,
+        content=content if isinstance(content, bytes | str) else None,
+    )
 
 
 def run_operation(
@@ -103,8 +108,9 @@ def run_operation(
     log = ExchangeLog()
     stop_at = time.monotonic() + seconds
     modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-    strategy = st.one_of([operation.as_strategy(generation_mode=mode, auth_storage=schema.auth)
-                          for mode in modes])
+    strategy = st.one_of(
+        [operation.as_strategy(generation_mode=mode, auth_storage=schema.auth) for mode in modes]
+    )
 
     @budget.settings(max_examples=budget.examples * len(modes))
     @hypothesis.given(case=strategy)
@@ -121,8 +127,12 @@ def run_operation(
         try:
             response = case.call(timeout=deadline, **kwargs)
         except requests.Timeout:
-            judge.unanswered(label, _request_of(case, kwargs, target), positive=positive,
-                             waited_s=time.monotonic() - started)
+            judge.unanswered(
+                label,
+                _request_of(case, kwargs, target),
+                positive=positive,
+                waited_s=time.monotonic() - started,
+            )
             return
         except requests.ConnectionError as exc:
             # Refused or reset before any answer: the suite cannot judge (an Error, not a Fail).
@@ -181,10 +191,14 @@ def run_stateful(
                 return case.call(**kwargs)
             except requests.Timeout:
                 label = f"{case.method.upper()} {case.operation.path}"
-                found.append(ConformanceFailure(
-                    f"{label}: no answer within {kwargs['timeout']:.1f} s",
-                    expected="an answer within the request's deadline", received="no answer",
-                    request=_request_of(case, kwargs, target)))
+                found.append(
+                    ConformanceFailure(
+                        f"{label}: no answer within {kwargs['timeout']:.1f} s",
+                        expected="an answer within the request's deadline",
+                        received="no answer",
+                        request=_request_of(case, kwargs, target),
+                    )
+                )
                 raise _ScenarioStopped from None
 
         def after_call(self, response: Any, case: Case) -> None:
@@ -200,10 +214,14 @@ def run_stateful(
             log.linked_checks += 1
             label = f"GET {case.operation.path}"
             if response.status_code != 200:
-                found.append(ConformanceFailure(
-                    f"{label}: the batch the submission's link points to was not answered 200",
-                    expected="HTTP 200 with a BatchStatus body", received=f"HTTP {response.status_code}",
-                    response=as_httpx_response(response)))
+                found.append(
+                    ConformanceFailure(
+                        f"{label}: the batch the submission's link points to was not answered 200",
+                        expected="HTTP 200 with a BatchStatus body",
+                        received=f"HTTP {response.status_code}",
+                        response=as_httpx_response(response),
+                    )
+                )
                 return
             try:
                 case.validate_response(response, checks=body_checks)

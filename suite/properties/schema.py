@@ -38,8 +38,12 @@ _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 def _operations(profile: str) -> tuple[str, ...]:
     spec = load_spec(profile)
-    return tuple(f"{method.upper()} {path}" for path, item in spec.get("paths", {}).items()
-                 for method in item if method in _METHODS)
+    return tuple(
+        f"{method.upper()} {path}"
+        for path, item in spec.get("paths", {}).items()
+        for method in item
+        if method in _METHODS
+    )
 
 
 #: Every operation of the 42ai spec (the fortytwo spec declares a subset): the tests are parametrised by
@@ -77,8 +81,18 @@ def _sanitization(target: Target) -> dict[str, Any]:
     return {
         "enabled": True,
         # Header and body members whose values schemathesis replaces in its output (curl line included).
-        "keys-to-sanitize": ["authorization", "x-api-key", "api_key", "apikey", "task_token", "token",
-                             "access_token", "cookie", "set-cookie", "proxy-authorization"],
+        "keys-to-sanitize": [
+            "authorization",
+            "x-api-key",
+            "api_key",
+            "apikey",
+            "task_token",
+            "token",
+            "access_token",
+            "cookie",
+            "set-cookie",
+            "proxy-authorization",
+        ],
         "sensitive-markers": ["token", "key", "secret", "auth", "passw"],
         "replacement": "[Filtered]",
     }
@@ -140,4 +154,3 @@ def build_schema(target: Target, api: Api, budget: Budget) -> BaseSchema:
     _register_auth(schema, target, api, auth_tier(target))
     register_hooks(schema, target)
     return schema
-

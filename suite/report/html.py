@@ -36,8 +36,10 @@ def _cls(outcome: Outcome) -> str:
 
 
 def _test_detail(test: TestResult) -> str:
-    parts = [f'<div><code>{escape(test.nodeid)}</code>: <span class="{_cls(test.outcome)}">'
-             f"{escape(test.outcome.value)}</span>"]
+    parts = [
+        f'<div><code>{escape(test.nodeid)}</code>: <span class="{_cls(test.outcome)}">'
+        f"{escape(test.outcome.value)}</span>"
+    ]
     if test.reason:
         parts.append(f" — {escape(test.reason)}")
     parts.append("</div>")
@@ -60,11 +62,13 @@ def _requirement_row(result: RequirementResult) -> str:
     outcome = result.outcome
     tests = "".join(_test_detail(t) for t in result.tests) or "no test selected"
     open_attr = " open" if outcome in (Outcome.FAIL, Outcome.ERROR) else ""
-    return (f'<tr><td id="{escape(r.id)}">{escape(r.id)}</td><td>{escape(r.level)}</td>'
-            f"<td>{escape(r.area)}</td>"
-            f'<td class="{_cls(outcome)}">{escape(outcome.value)}</td>'
-            f"<td>{escape(r.statement)}<details{open_attr}><summary>{len(result.tests)} test(s)</summary>"
-            f"{tests}</details></td></tr>")
+    return (
+        f'<tr><td id="{escape(r.id)}">{escape(r.id)}</td><td>{escape(r.level)}</td>'
+        f"<td>{escape(r.area)}</td>"
+        f'<td class="{_cls(outcome)}">{escape(outcome.value)}</td>'
+        f"<td>{escape(r.statement)}<details{open_attr}><summary>{len(result.tests)} test(s)</summary>"
+        f"{tests}</details></td></tr>"
+    )
 
 
 def render_html(report: RunReport) -> str:
@@ -75,10 +79,12 @@ def render_html(report: RunReport) -> str:
         + "</tr>"
         for area, counts in report.matrix().items()
     )
-    config_rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>"
-                          for k, v in report.config.items())
-    version_rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>"
-                           for k, v in report.versions.items())
+    config_rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in report.config.items()
+    )
+    version_rows = "".join(
+        f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in report.versions.items()
+    )
     header = "".join(f"<th>{escape(o.value)}</th>" for o in OUTCOME_ORDER)
     other = report.unlinked_tests()
     other_html = ("<h2>Other tests</h2>" + "".join(_test_detail(t) for t in other)) if other else ""

@@ -43,14 +43,22 @@ def _failure_text(result: RequirementResult) -> tuple[str, str]:
 
 def _testcase(parent: ET.Element, result: RequirementResult) -> None:
     r = result.requirement
-    case = ET.SubElement(parent, "testcase", {
-        "name": f"{r.id}: {r.statement}",
-        "classname": f"conform42.{r.level.lower()}.{r.area}",
-        "time": f"{sum(t.duration_s for t in result.tests):.3f}",
-    })
+    case = ET.SubElement(
+        parent,
+        "testcase",
+        {
+            "name": f"{r.id}: {r.statement}",
+            "classname": f"conform42.{r.level.lower()}.{r.area}",
+            "time": f"{sum(t.duration_s for t in result.tests):.3f}",
+        },
+    )
     properties = ET.SubElement(case, "properties")
-    for name, value in (("requirement", r.id), ("level", r.level), ("profile", r.profile),
-                        ("outcome", result.outcome.value)):
+    for name, value in (
+        ("requirement", r.id),
+        ("level", r.level),
+        ("profile", r.profile),
+        ("outcome", result.outcome.value),
+    ):
         ET.SubElement(properties, "property", {"name": name, "value": value})
     for test in result.tests:
         value = f"{test.nodeid}: {test.outcome.value}"
@@ -68,11 +76,14 @@ def _testcase(parent: ET.Element, result: RequirementResult) -> None:
 
 
 def build_junit(report: RunReport) -> ET.Element:
-    root = ET.Element("testsuites", {
-        "name": "conform42",
-        "time": f"{report.duration_s:.3f}",
-        "timestamp": report.started.isoformat(),
-    })
+    root = ET.Element(
+        "testsuites",
+        {
+            "name": "conform42",
+            "time": f"{report.duration_s:.3f}",
+            "timestamp": report.started.isoformat(),
+        },
+    )
     for level in LEVELS:
         results = [r for r in report.requirements if r.requirement.level == level]
         if not results:
@@ -81,19 +92,26 @@ def build_junit(report: RunReport) -> ET.Element:
         def count(*outcomes: Outcome, results: list[RequirementResult] = results) -> str:
             return str(sum(1 for r in results if r.outcome in outcomes))
 
-        suite = ET.SubElement(root, "testsuite", {
-            "name": f"conform42 {level} ({report.profile})",
-            "tests": str(len(results)),
-            "failures": count(Outcome.FAIL),
-            "errors": count(Outcome.ERROR),
-            "skipped": count(Outcome.SKIP, Outcome.DISABLED, Outcome.NOT_TESTED),
-            "time": f"{sum(t.duration_s for r in results for t in r.tests):.3f}",
-            "timestamp": report.started.isoformat(),
-        })
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            {
+                "name": f"conform42 {level} ({report.profile})",
+                "tests": str(len(results)),
+                "failures": count(Outcome.FAIL),
+                "errors": count(Outcome.ERROR),
+                "skipped": count(Outcome.SKIP, Outcome.DISABLED, Outcome.NOT_TESTED),
+                "time": f"{sum(t.duration_s for r in results for t in r.tests):.3f}",
+                "timestamp": report.started.isoformat(),
+            },
+        )
         properties = ET.SubElement(suite, "properties")
-        for name, value in (("target", report.target), ("profile", report.profile),
-                            ("verdict", report.verdict.line),
-                            ("duration_s", f"{report.duration_s:.1f}")):
+        for name, value in (
+            ("target", report.target),
+            ("profile", report.profile),
+            ("verdict", report.verdict.line),
+            ("duration_s", f"{report.duration_s:.1f}"),
+        ):
             ET.SubElement(properties, "property", {"name": name, "value": value})
         for result in results:
             _testcase(suite, result)

@@ -66,8 +66,9 @@ class RunReport:
 
     def failures(self) -> list[tuple[RequirementResult, TestResult]]:
         """Every (requirement, test) pair whose test failed or errored, requirement order."""
-        return [(r, t) for r in self.requirements for t in r.tests
-                if t.outcome in (Outcome.FAIL, Outcome.ERROR)]
+        return [
+            (r, t) for r in self.requirements for t in r.tests if t.outcome in (Outcome.FAIL, Outcome.ERROR)
+        ]
 
     def unlinked_tests(self) -> list[TestResult]:
         """Tests that count for no selected requirement (other profile, untagged, unknown IDs)."""
@@ -86,8 +87,7 @@ class RunReport:
             "finished": self.finished.isoformat(),
             "duration_s": round(self.duration_s, 3),
             **self.verdict.to_dict(),
-            "summary": {o.value: sum(1 for r in self.requirements if r.outcome is o)
-                        for o in OUTCOME_ORDER},
+            "summary": {o.value: sum(1 for r in self.requirements if r.outcome is o) for o in OUTCOME_ORDER},
             "requirements": [r.to_dict() for r in self.requirements],
             "other_tests": [t.to_dict() for t in self.unlinked_tests()],
             "notes": self.notes,

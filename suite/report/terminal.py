@@ -37,8 +37,9 @@ def render_failure(result: RequirementResult | None, test: TestResult) -> Render
     label = test.outcome.value.upper()
     if result is not None:
         r = result.requirement
-        head = Text.assemble((f"{label} ", _STYLE[test.outcome]), (f"{r.id} [{r.level}] ", "bold"),
-                             r.statement)
+        head = Text.assemble(
+            (f"{label} ", _STYLE[test.outcome]), (f"{r.id} [{r.level}] ", "bold"), r.statement
+        )
     else:
         head = Text.assemble((f"{label} ", _STYLE[test.outcome]), ("(no requirement) ", "bold"))
     lines: list[RenderableType] = [head, Text(f"  test: {test.nodeid}", style="dim")]
@@ -72,12 +73,14 @@ def _matrix(report: RunReport) -> Table:
     return table
 
 
-def render_summary(report: RunReport, *, width: int = 100, color: bool = False,
-                   written: list[str] | None = None) -> str:
+def render_summary(
+    report: RunReport, *, width: int = 100, color: bool = False, written: list[str] | None = None
+) -> str:
     """The whole conform42 summary as text (ANSI colours when ``color``)."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width, force_terminal=color, no_color=not color,
-                      highlight=False, soft_wrap=True)  # a wrapped curl line would not paste
+    console = Console(
+        file=buffer, width=width, force_terminal=color, no_color=not color, highlight=False, soft_wrap=True
+    )  # a wrapped curl line would not paste
     console.rule("[bold]conform42[/]")
     failures = report.failures()
     unlinked = [t for t in report.unlinked_tests() if t.outcome in (Outcome.FAIL, Outcome.ERROR)]
@@ -94,11 +97,13 @@ def render_summary(report: RunReport, *, width: int = 100, color: bool = False,
     if written:
         console.print(Text("report: " + ", ".join(written), style="dim"))
     verdict = report.verdict
-    console.print(Text.assemble(
-        (verdict.line, _VERDICT_STYLE.get(verdict.label, "bold")),
-        f" in {report.duration_s:.1f} s",
-        (f"  [{report.profile} profile, {report.level.upper()} and stronger, {report.target}]", "dim"),
-    ))
+    console.print(
+        Text.assemble(
+            (verdict.line, _VERDICT_STYLE.get(verdict.label, "bold")),
+            f" in {report.duration_s:.1f} s",
+            (f"  [{report.profile} profile, {report.level.upper()} and stronger, {report.target}]", "dim"),
+        )
+    )
     if verdict.label != "CONFORMANT" or "skip" in verdict.reason:
         console.print(Text(f"  {verdict.reason}", style="dim"))
     return buffer.getvalue()

@@ -50,8 +50,10 @@ def upstream(port_queue: Any, events: int, gap_s: float) -> None:
                     if line.lower().startswith(b"content-length:"):
                         length = int(line.split(b":")[1])
                 await reader.readexactly(length)
-                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                             b"transfer-encoding: chunked\r\n\r\n")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                    b"transfer-encoding: chunked\r\n\r\n"
+                )
                 for _ in range(events):
                     writer.write(b"%x\r\n%s\r\n" % (len(EVENT), EVENT))
                     await writer.drain()
@@ -80,8 +82,8 @@ async def _httpx_stream(self: Any, body: dict[str, Any]) -> AsyncIterator[bytes]
         async for chunk in response.aiter_raw():
             buffer += chunk
             while (end := buffer.find(b"\n\n")) >= 0:
-                yield buffer[:end + 2]
-                buffer = buffer[end + 2:]
+                yield buffer[: end + 2]
+                buffer = buffer[end + 2 :]
 
 
 def gateway(upstream_port: int, port_queue: Any, reader: str) -> None:
@@ -115,8 +117,11 @@ async def drive(port: int, concurrency: int, requests: int) -> int:
 
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(timeout=60, trust_env=False) as client:
-        token = (await client.post(f"{base}/api/token",
-                                   headers={"Authorization": f"Bearer {DEMO_KEYS['internal']}"})).json()
+        token = (
+            await client.post(
+                f"{base}/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS['internal']}"}
+            )
+        ).json()
         headers = {"Authorization": f"Bearer {token['task_token']}"}
         body = {"model": "42-logic", "messages": [{"role": "user", "content": "hi"}], "stream": True}
         remaining = list(range(requests))
@@ -126,8 +131,9 @@ async def drive(port: int, concurrency: int, requests: int) -> int:
             nonlocal passed
             while remaining:
                 remaining.pop()
-                async with client.stream("POST", f"{base}/v1/chat/completions", json=body,
-                                         headers=headers) as response:
+                async with client.stream(
+                    "POST", f"{base}/v1/chat/completions", json=body, headers=headers
+                ) as response:
                     response.raise_for_status()
                     async for line in response.aiter_lines():
                         passed += line.startswith("data: ")
@@ -177,8 +183,10 @@ def main() -> None:
     print(json.dumps({"unit": "gateway CPU µs per streamed event", **figures}, indent=2))
     for level in (1, 16):
         ratio = figures["httpx"][level] / figures["aiohttp"][level]
-        print(f"concurrency {level:>2}: aiohttp {figures['aiohttp'][level]:6.1f} µs, "
-              f"httpx {figures['httpx'][level]:6.1f} µs, httpx / aiohttp = {ratio:.2f}")
+        print(
+            f"concurrency {level:>2}: aiohttp {figures['aiohttp'][level]:6.1f} µs, "
+            f"httpx {figures['httpx'][level]:6.1f} µs, httpx / aiohttp = {ratio:.2f}"
+        )
 
 
 if __name__ == "__main__":

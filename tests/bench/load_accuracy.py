@@ -453,9 +453,27 @@ def capacity(truth: Truth, tmp: Path, seconds: int, users: int, rounds: int) -> 
             for side in ("plain", "harness") if round_no % 2 == 0 else ("harness", "plain"):
                 prefix = tmp / f"{side}-{mode}-{round_no}"
                 if side == "plain":
-                    cmd = [PY, "-m", "locust", "-f", str(f), "--headless", "-u", str(users), "-r", str(users),
-                           "-t", f"{seconds}s", "--host", truth.url, "--csv", str(prefix), "--only-summary",
-                           "--loglevel", "WARNING"]
+                    cmd = [
+                        PY,
+                        "-m",
+                        "locust",
+                        "-f",
+                        str(f),
+                        "--headless",
+                        "-u",
+                        str(users),
+                        "-r",
+                        str(users),
+                        "-t",
+                        f"{seconds}s",
+                        "--host",
+                        truth.url,
+                        "--csv",
+                        str(prefix),
+                        "--only-summary",
+                        "--loglevel",
+                        "WARNING",
+                    ]
                 else:
                     kind = "chat" if mode == "simple" else "stream"
                     cmd = harness_cmd(truth.url, users, kind, seconds, "--csv", str(prefix))

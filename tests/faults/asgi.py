@@ -42,7 +42,7 @@ __all__ = [
     "WithContext",
     "chunk_rewriter",
     "on",
-    ]
+]
 
 #: Returned among an EventRewriter's outputs: send what came before it, then never send anything again
 #: (the connection stays open until the client gives up).
@@ -330,8 +330,9 @@ class Hang(_Intercept):
 class WithContext(_Intercept):
     """Set ``var`` to ``value(call)`` while the server handles a matching request."""
 
-    def __init__(self, app: ASGIApp, match: Matcher, var: contextvars.ContextVar[Any],
-                 value: Callable[[Call], Any]) -> None:
+    def __init__(
+        self, app: ASGIApp, match: Matcher, var: contextvars.ContextVar[Any], value: Callable[[Call], Any]
+    ) -> None:
         super().__init__(app, match)
         self.var = var
         self.value = value

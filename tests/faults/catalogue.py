@@ -57,8 +57,9 @@ class Fault:
 FAULTS: dict[str, Fault] = {}
 
 
-def fault(name: str, area: str, requirements: str, description: str,
-          needs: tuple[str, ...] = ()) -> Callable[[Apply], Apply]:
+def fault(
+    name: str, area: str, requirements: str, description: str, needs: tuple[str, ...] = ()
+) -> Callable[[Apply], Apply]:
     def register(apply: Apply) -> Apply:
         if name in FAULTS:
             raise ValueError(f"fault {name!r} registered twice")
@@ -109,8 +110,9 @@ def ok_json(change: Callable[[Call, dict[str, Any]], None]) -> Callable[[Call, R
     return hook
 
 
-def error_json(status: int | None,
-               change: Callable[[Reply, dict[str, Any]], None]) -> Callable[[Call, Reply], None]:
+def error_json(
+    status: int | None, change: Callable[[Reply, dict[str, Any]], None]
+) -> Callable[[Call, Reply], None]:
     """A reply hook that changes the JSON body of error answers (of one status, or all >= 400)."""
 
     def hook(_call: Call, reply: Reply) -> None:
@@ -167,44 +169,64 @@ def model_of(call: Call) -> str | None:
 # ------------------------------------------------------------------------------------------- auth
 
 
-@fault("auth_token_never_expires", "auth", "AUTH-005 AUTH-012 SDK-008",
-       "task tokens are accepted however old they are (exp is not checked)")
+@fault(
+    "auth_token_never_expires",
+    "auth",
+    "AUTH-005 AUTH-012 SDK-008",
+    "task tokens are accepted however old they are (exp is not checked)",
+)
 def _auth_token_never_expires(app: FastAPI) -> ASGIApp:
     return swaps.swap_tokens(app, swaps.TokensIgnoringExpiry)
 
 
-@fault("auth_token_expires_early", "auth", "AUTH-004",
-       "tokens say exp = iat + 60 but are refused once 10 s old")
+@fault(
+    "auth_token_expires_early", "auth", "AUTH-004", "tokens say exp = iat + 60 but are refused once 10 s old"
+)
 def _auth_token_expires_early(app: FastAPI) -> ASGIApp:
     return swaps.swap_tokens(app, swaps.TokensWithShortLife, max_age_s=10)
 
 
-@fault("auth_raw_key_accepted", "auth", "AUTH-007",
-       "a raw API key (sk-42ai-...) is accepted as the bearer of /v1 calls")
+@fault(
+    "auth_raw_key_accepted",
+    "auth",
+    "AUTH-007",
+    "a raw API key (sk-42ai-...) is accepted as the bearer of /v1 calls",
+)
 def _auth_raw_key_accepted(app: FastAPI) -> ASGIApp:
     return swaps.swap_auth(app, "raw_key")
 
 
-@fault("auth_alg_none_accepted", "auth", "AUTH-009",
-       "an unsigned token (alg: none) is accepted at its word")
+@fault("auth_alg_none_accepted", "auth", "AUTH-009", "an unsigned token (alg: none) is accepted at its word")
 def _auth_alg_none_accepted(app: FastAPI) -> ASGIApp:
     return swaps.swap_tokens(app, swaps.TokensAcceptingAlgNone)
 
 
-@fault("auth_signature_unchecked", "auth", "AUTH-008 AUTH-009",
-       "token signatures are not verified, so altered claims are believed")
+@fault(
+    "auth_signature_unchecked",
+    "auth",
+    "AUTH-008 AUTH-009",
+    "token signatures are not verified, so altered claims are believed",
+)
 def _auth_signature_unchecked(app: FastAPI) -> ASGIApp:
     return swaps.swap_tokens(app, swaps.TokensIgnoringSignature)
 
 
-@fault("auth_missing_header_allowed", "auth", "AUTH-006",
-       "a /v1 call without Authorization is served as an anonymous free caller")
+@fault(
+    "auth_missing_header_allowed",
+    "auth",
+    "AUTH-006",
+    "a /v1 call without Authorization is served as an anonymous free caller",
+)
 def _auth_missing_header_allowed(app: FastAPI) -> ASGIApp:
     return swaps.swap_auth(app, "no_header")
 
 
-@fault("auth_unknown_key_gets_token", "auth", "AUTH-010",
-       "POST /api/token with an unknown or missing key hands out a (free-tier) task token")
+@fault(
+    "auth_unknown_key_gets_token",
+    "auth",
+    "AUTH-010",
+    "POST /api/token with an unknown or missing key hands out a (free-tier) task token",
+)
 def _auth_unknown_key_gets_token(app: FastAPI) -> ASGIApp:
     return swaps.swap_auth(app, "unknown_key")
 
@@ -223,8 +245,9 @@ def _unopaque(credential: str) -> str | None:
         return None
 
 
-@fault("auth_opaque_token", "auth", "AUTH-002 AUTH-003",
-       "the task token is an opaque string, not a compact JWT")
+@fault(
+    "auth_opaque_token", "auth", "AUTH-002 AUTH-003", "the task token is an opaque string, not a compact JWT"
+)
 def _auth_opaque_token(app: FastAPI) -> ASGIApp:
     def issue(_call: Call, data: dict[str, Any]) -> None:
         if isinstance(data.get("task_token"), str):
@@ -239,9 +262,13 @@ def _auth_opaque_token(app: FastAPI) -> ASGIApp:
     return Rewrite(Rewrite(app, TOKEN, reply=ok_json(issue)), anywhere, request=accept)
 
 
-@fault("auth_expired_batch_poll_allowed", "auth", "AUTH-012",
-       "GET /v1/batch/{id} accepts an expired (but correctly signed) task token",
-       needs=("/v1/batch",))
+@fault(
+    "auth_expired_batch_poll_allowed",
+    "auth",
+    "AUTH-012",
+    "GET /v1/batch/{id} accepts an expired (but correctly signed) task token",
+    needs=("/v1/batch",),
+)
 def _auth_expired_batch_poll_allowed(app: FastAPI) -> ASGIApp:
     def expired_caller(call: Call) -> Caller | None:
         header = call.headers.get("authorization")
@@ -256,8 +283,12 @@ def _auth_expired_batch_poll_allowed(app: FastAPI) -> ASGIApp:
 # ----------------------------------------------------------------------------------------- models
 
 
-@fault("model_unknown_served", "models", "MODEL-009 MODEL-012 ERR-009 SDK-003",
-       "a chat request for a model that does not exist is served by 42-general (200)")
+@fault(
+    "model_unknown_served",
+    "models",
+    "MODEL-009 MODEL-012 ERR-009 SDK-003",
+    "a chat request for a model that does not exist is served by 42-general (200)",
+)
 def _model_unknown_served(app: FastAPI) -> ASGIApp:
     def fallback(call: Call) -> None:
         data = call.json()
@@ -268,8 +299,12 @@ def _model_unknown_served(app: FastAPI) -> ASGIApp:
     return chat(app, request=fallback)
 
 
-@fault("model_echo_wrong", "models", "MODEL-008",
-       "the completion names the engine's model (SmolLM2-135M-Instruct), not the requested ID")
+@fault(
+    "model_echo_wrong",
+    "models",
+    "MODEL-008",
+    "the completion names the engine's model (SmolLM2-135M-Instruct), not the requested ID",
+)
 def _model_echo_wrong(app: FastAPI) -> ASGIApp:
     def rename(_call: Call, data: dict[str, Any]) -> None:
         data["model"] = "SmolLM2-135M-Instruct"
@@ -277,8 +312,7 @@ def _model_echo_wrong(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(rename))
 
 
-@fault("models_list_incomplete", "models", "MODEL-007",
-       "GET /v1/models leaves out 42-coder and 42-embed")
+@fault("models_list_incomplete", "models", "MODEL-007", "GET /v1/models leaves out 42-coder and 42-embed")
 def _models_list_incomplete(app: FastAPI) -> ASGIApp:
     def drop(_call: Call, data: dict[str, Any]) -> None:
         data["data"] = [m for m in data.get("data", []) if m.get("id") not in ("42-coder", "42-embed")]
@@ -286,8 +320,12 @@ def _models_list_incomplete(app: FastAPI) -> ASGIApp:
     return Rewrite(app, MODELS_LIST, reply=ok_json(drop))
 
 
-@fault("models_list_wrong_shape", "models", "MODEL-007 MODEL-010 SDK-007",
-       "GET /v1/models answers {\"models\": [...]} instead of an object list with data")
+@fault(
+    "models_list_wrong_shape",
+    "models",
+    "MODEL-007 MODEL-010 SDK-007",
+    'GET /v1/models answers {"models": [...]} instead of an object list with data',
+)
 def _models_list_wrong_shape(app: FastAPI) -> ASGIApp:
     def reshape(_call: Call, data: dict[str, Any]) -> None:
         data["models"] = data.pop("data", [])
@@ -299,79 +337,119 @@ def _models_list_wrong_shape(app: FastAPI) -> ASGIApp:
 # ----------------------------------------------------------------------------------------- limits
 
 
-@fault("limit_429_no_retry_after", "limits", "LIMIT-004 LIMIT-005",
-       "a 429 comes without a Retry-After header")
+@fault(
+    "limit_429_no_retry_after", "limits", "LIMIT-004 LIMIT-005", "a 429 comes without a Retry-After header"
+)
 def _limit_429_no_retry_after(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, head=retry_after(429, None))
 
 
-@fault("limit_429_wrong_retry_after", "limits", "LIMIT-004",
-       "a 429 says Retry-After: 10 instead of 5")
+@fault("limit_429_wrong_retry_after", "limits", "LIMIT-004", "a 429 says Retry-After: 10 instead of 5")
 def _limit_429_wrong_retry_after(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, head=retry_after(429, "10"))
 
 
-@fault("limit_503_no_retry_after", "limits", "LIMIT-011",
-       "a 503 for lack of KV-cache room comes without a Retry-After header")
+@fault(
+    "limit_503_no_retry_after",
+    "limits",
+    "LIMIT-011",
+    "a 503 for lack of KV-cache room comes without a Retry-After header",
+)
 def _limit_503_no_retry_after(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, head=retry_after(503, None))
 
 
-@fault("limit_503_wrong_retry_after", "limits", "LIMIT-011",
-       "a 503 for lack of KV-cache room says Retry-After: 5 instead of 30")
+@fault(
+    "limit_503_wrong_retry_after",
+    "limits",
+    "LIMIT-011",
+    "a 503 for lack of KV-cache room says Retry-After: 5 instead of 30",
+)
 def _limit_503_wrong_retry_after(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, head=retry_after(503, "5"))
 
 
-@fault("limit_free_over_admission", "limits", "LIMIT-001",
-       "a free key gets two concurrent requests instead of one")
+@fault(
+    "limit_free_over_admission",
+    "limits",
+    "LIMIT-001",
+    "a free key gets two concurrent requests instead of one",
+)
 def _limit_free_over_admission(app: FastAPI) -> ASGIApp:
     return swaps.set_limits(app, free=2)
 
 
-@fault("limit_pro_over_admission", "limits", "LIMIT-002",
-       "a pro key gets four concurrent requests instead of three")
+@fault(
+    "limit_pro_over_admission",
+    "limits",
+    "LIMIT-002",
+    "a pro key gets four concurrent requests instead of three",
+)
 def _limit_pro_over_admission(app: FastAPI) -> ASGIApp:
     return swaps.set_limits(app, pro=4)
 
 
-@fault("limit_pro_429_too_early", "limits", "LIMIT-002",
-       "a pro key gets 429 at its third concurrent request instead of its fourth")
+@fault(
+    "limit_pro_429_too_early",
+    "limits",
+    "LIMIT-002",
+    "a pro key gets 429 at its third concurrent request instead of its fourth",
+)
 def _limit_pro_429_too_early(app: FastAPI) -> ASGIApp:
     return swaps.set_limits(app, pro=2)
 
 
-@fault("limit_internal_capped", "limits", "LIMIT-003",
-       "an internal key is capped at four concurrent requests instead of unlimited")
+@fault(
+    "limit_internal_capped",
+    "limits",
+    "LIMIT-003",
+    "an internal key is capped at four concurrent requests instead of unlimited",
+)
 def _limit_internal_capped(app: FastAPI) -> ASGIApp:
     return swaps.set_limits(app, internal=4)
 
 
-@fault("limit_slot_released_late", "limits", "LIMIT-006",
-       "a finished request's concurrency slot is freed only 8 s later")
+@fault(
+    "limit_slot_released_late",
+    "limits",
+    "LIMIT-006",
+    "a finished request's concurrency slot is freed only 8 s later",
+)
 def _limit_slot_released_late(app: FastAPI) -> ASGIApp:
     gw = swaps.gateway(app)
     return swaps.swap_limiter(app, swaps.DelayedReleaseLimiter(gw.config.retry_after_429_s))
 
 
-@fault("limit_stream_not_counted", "limits", "LIMIT-007",
-       "a streamed completion gives its concurrency slot back as soon as it is admitted")
+@fault(
+    "limit_stream_not_counted",
+    "limits",
+    "LIMIT-007",
+    "a streamed completion gives its concurrency slot back as soon as it is admitted",
+)
 def _limit_stream_not_counted(app: FastAPI) -> ASGIApp:
     gw = swaps.gateway(app)
     swaps.swap_limiter(app, swaps.StreamExemptLimiter(gw.config.retry_after_429_s))
     return WithContext(app, CHAT, swaps.STREAMING, lambda call: call.streaming)
 
 
-@fault("limit_disconnect_leaks_slot", "limits", "LIMIT-012",
-       "a stream whose client hangs up never gives its concurrency slot back")
+@fault(
+    "limit_disconnect_leaks_slot",
+    "limits",
+    "LIMIT-012",
+    "a stream whose client hangs up never gives its concurrency slot back",
+)
 def _limit_disconnect_leaks_slot(app: FastAPI) -> ASGIApp:
     gw = swaps.gateway(app)
     swaps.swap_limiter(app, swaps.LeakOnDisconnectLimiter(gw.config.retry_after_429_s))
     return WatchDisconnect(app, CHAT, swaps.CLIENT_GONE)
 
 
-@fault("limit_per_token", "limits", "LIMIT-010",
-       "concurrency is counted per task token, so a second token of the same key gets more slots")
+@fault(
+    "limit_per_token",
+    "limits",
+    "LIMIT-010",
+    "concurrency is counted per task token, so a second token of the same key gets more slots",
+)
 def _limit_per_token(app: FastAPI) -> ASGIApp:
     gw = swaps.gateway(app)
     swaps.swap_limiter(app, swaps.TokenScopedLimiter(gw.config.retry_after_429_s))
@@ -388,8 +466,12 @@ def _elevate_free(app: FastAPI, when: Callable[[Call], bool]) -> Callable[[Call]
     return rewrite_authorization(app, decide)
 
 
-@fault("model_tier_not_enforced", "limits", "LIMIT-008 LIMIT-009",
-       "a free key's chat request for 42-think, 42-vision or 42-coder is served")
+@fault(
+    "model_tier_not_enforced",
+    "limits",
+    "LIMIT-008 LIMIT-009",
+    "a free key's chat request for 42-think, 42-vision or 42-coder is served",
+)
 def _model_tier_not_enforced(app: FastAPI) -> ASGIApp:
     return chat(app, request=_elevate_free(app, lambda call: model_of(call) in PREMIUM))
 
@@ -397,20 +479,22 @@ def _model_tier_not_enforced(app: FastAPI) -> ASGIApp:
 # ------------------------------------------------------------------------------------------- chat
 
 
-@fault("chat_missing_created", "chat", "CHAT-005 CHAT-006",
-       "chat completions have no created timestamp")
+@fault("chat_missing_created", "chat", "CHAT-005 CHAT-006", "chat completions have no created timestamp")
 def _chat_missing_created(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(lambda _call, data: data.pop("created", None)))
 
 
-@fault("chat_wrong_object", "chat", "CHAT-005 CHAT-006",
-       "chat completions say object \"text_completion\"")
+@fault("chat_wrong_object", "chat", "CHAT-005 CHAT-006", 'chat completions say object "text_completion"')
 def _chat_wrong_object(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(lambda _call, data: data.__setitem__("object", "text_completion")))
 
 
-@fault("chat_usage_not_adding_up", "chat", "CHAT-012",
-       "usage.total_tokens is one more than prompt_tokens + completion_tokens")
+@fault(
+    "chat_usage_not_adding_up",
+    "chat",
+    "CHAT-012",
+    "usage.total_tokens is one more than prompt_tokens + completion_tokens",
+)
 def _chat_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     def bump(_call: Call, data: dict[str, Any]) -> None:
         if isinstance(data.get("usage"), dict):
@@ -419,14 +503,17 @@ def _chat_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(bump))
 
 
-@fault("chat_id_without_prefix", "chat", "CHAT-003",
-       "chat completion ids do not start with chatcmpl-")
+@fault("chat_id_without_prefix", "chat", "CHAT-003", "chat completion ids do not start with chatcmpl-")
 def _chat_id_without_prefix(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(lambda _call, data: data.__setitem__("id", uuid.uuid4().hex)))
 
 
-@fault("chat_finish_reason_invalid", "chat", "CHAT-009 CHAT-010",
-       "finish_reason is \"eos\" instead of stop/length/content_filter")
+@fault(
+    "chat_finish_reason_invalid",
+    "chat",
+    "CHAT-009 CHAT-010",
+    'finish_reason is "eos" instead of stop/length/content_filter',
+)
 def _chat_finish_reason_invalid(app: FastAPI) -> ASGIApp:
     def eos(_call: Call, data: dict[str, Any]) -> None:
         for choice in data.get("choices", []):
@@ -435,8 +522,12 @@ def _chat_finish_reason_invalid(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(eos))
 
 
-@fault("chat_ignores_max_tokens", "chat", "CHAT-021 CHAT-022",
-       "max_tokens and max_completion_tokens are ignored: the answer runs to its natural end")
+@fault(
+    "chat_ignores_max_tokens",
+    "chat",
+    "CHAT-021 CHAT-022",
+    "max_tokens and max_completion_tokens are ignored: the answer runs to its natural end",
+)
 def _chat_ignores_max_tokens(app: FastAPI) -> ASGIApp:
     def strip(call: Call) -> None:
         data = call.json()
@@ -451,8 +542,12 @@ def _chat_ignores_max_tokens(app: FastAPI) -> ASGIApp:
 _CHAT_MEMBERS = frozenset({"model", "messages", "stream", "stream_options", "max_tokens"})
 
 
-@fault("chat_rejects_unknown_members", "chat", "CHAT-018 CHAT-020",
-       "a chat request with a member outside model/messages/stream/max_tokens gets 422")
+@fault(
+    "chat_rejects_unknown_members",
+    "chat",
+    "CHAT-018 CHAT-020",
+    "a chat request with a member outside model/messages/stream/max_tokens gets 422",
+)
 def _chat_rejects_unknown_members(app: FastAPI) -> ASGIApp:
     def strict(call: Call) -> Reply | None:
         data = call.json()
@@ -461,17 +556,25 @@ def _chat_rejects_unknown_members(app: FastAPI) -> ASGIApp:
         extra = sorted(set(data) - _CHAT_MEMBERS)
         if not extra:
             return None
-        detail = [{"loc": ["body", name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
-                  for name in extra]
-        return Reply.json_reply(422, {"detail": detail, "error": {
-            "message": f"Invalid request: {extra[0]}: Extra inputs are not permitted",
-            "type": "invalid_request_error"}})
+        detail = [
+            {"loc": ["body", name], "msg": "Extra inputs are not permitted", "type": "extra_forbidden"}
+            for name in extra
+        ]
+        return Reply.json_reply(
+            422,
+            {
+                "detail": detail,
+                "error": {
+                    "message": f"Invalid request: {extra[0]}: Extra inputs are not permitted",
+                    "type": "invalid_request_error",
+                },
+            },
+        )
 
     return chat(app, request=strict)
 
 
-@fault("chat_content_null", "chat", "CHAT-007",
-       "the assistant message has content null")
+@fault("chat_content_null", "chat", "CHAT-007", "the assistant message has content null")
 def _chat_content_null(app: FastAPI) -> ASGIApp:
     def null(_call: Call, data: dict[str, Any]) -> None:
         for choice in data.get("choices", []):
@@ -480,8 +583,12 @@ def _chat_content_null(app: FastAPI) -> ASGIApp:
     return chat(app, reply=ok_json(null))
 
 
-@fault("chat_json_as_text_plain", "chat", "CHAT-015 SDK-004",
-       "a non-streamed chat completion is sent as text/plain")
+@fault(
+    "chat_json_as_text_plain",
+    "chat",
+    "CHAT-015 SDK-004",
+    "a non-streamed chat completion is sent as text/plain",
+)
 def _chat_json_as_text_plain(app: FastAPI) -> ASGIApp:
     def head(_call: Call, reply: Reply) -> None:
         if reply.status == 200 and reply.is_json:
@@ -490,8 +597,7 @@ def _chat_json_as_text_plain(app: FastAPI) -> ASGIApp:
     return chat(app, head=head)
 
 
-@fault("server_hangs", "chat", "CHAT-001 SDK-004",
-       "a non-streamed chat completion request is never answered")
+@fault("server_hangs", "chat", "CHAT-001 SDK-004", "a non-streamed chat completion request is never answered")
 def _server_hangs(app: FastAPI) -> ASGIApp:
     return Hang(app, CHAT)
 
@@ -499,8 +605,11 @@ def _server_hangs(app: FastAPI) -> ASGIApp:
 # -------------------------------------------------------------------------------------- streaming
 
 
-def stream(app: FastAPI, on_chunk: Callable[[dict[str, Any], int], list[Any]],
-           on_done: Callable[[], list[Any]] | None = None) -> ASGIApp:
+def stream(
+    app: FastAPI,
+    on_chunk: Callable[[dict[str, Any], int], list[Any]],
+    on_done: Callable[[], list[Any]] | None = None,
+) -> ASGIApp:
     return Rewrite(app, CHAT, events=chunk_rewriter(on_chunk, on_done))
 
 
@@ -510,20 +619,22 @@ def _finish(chunk: dict[str, Any]) -> str | None:
     return reason
 
 
-@fault("stream_missing_done", "streaming", "STREAM-008",
-       "the stream ends without data: [DONE]")
+@fault("stream_missing_done", "streaming", "STREAM-008", "the stream ends without data: [DONE]")
 def _stream_missing_done(app: FastAPI) -> ASGIApp:
     return stream(app, lambda chunk, _i: [chunk], lambda: [])
 
 
-@fault("stream_two_finish_reasons", "streaming", "STREAM-007",
-       "the finish_reason chunk is sent twice")
+@fault("stream_two_finish_reasons", "streaming", "STREAM-007", "the finish_reason chunk is sent twice")
 def _stream_two_finish_reasons(app: FastAPI) -> ASGIApp:
     return stream(app, lambda chunk, _i: [chunk, chunk] if _finish(chunk) else [chunk])
 
 
-@fault("stream_content_after_finish", "streaming", "STREAM-007",
-       "a content chunk follows the finish_reason chunk")
+@fault(
+    "stream_content_after_finish",
+    "streaming",
+    "STREAM-007",
+    "a content chunk follows the finish_reason chunk",
+)
 def _stream_content_after_finish(app: FastAPI) -> ASGIApp:
     def late(chunk: dict[str, Any], _i: int) -> list[Any]:
         if not _finish(chunk):
@@ -534,8 +645,12 @@ def _stream_content_after_finish(app: FastAPI) -> ASGIApp:
     return stream(app, late)
 
 
-@fault("stream_wrong_content_type", "streaming", "STREAM-001 STREAM-002",
-       "the event stream is sent as text/plain")
+@fault(
+    "stream_wrong_content_type",
+    "streaming",
+    "STREAM-001 STREAM-002",
+    "the event stream is sent as text/plain",
+)
 def _stream_wrong_content_type(app: FastAPI) -> ASGIApp:
     def head(_call: Call, reply: Reply) -> None:
         if reply.headers.get("content-type", "").startswith("text/event-stream"):
@@ -544,8 +659,7 @@ def _stream_wrong_content_type(app: FastAPI) -> ASGIApp:
     return chat(app, head=head)
 
 
-@fault("stream_no_role_first", "streaming", "STREAM-006",
-       "the first chunk's delta has no role")
+@fault("stream_no_role_first", "streaming", "STREAM-006", "the first chunk's delta has no role")
 def _stream_no_role_first(app: FastAPI) -> ASGIApp:
     def drop_role(chunk: dict[str, Any], _i: int) -> list[Any]:
         for choice in chunk.get("choices", []):
@@ -555,8 +669,12 @@ def _stream_no_role_first(app: FastAPI) -> ASGIApp:
     return stream(app, drop_role)
 
 
-@fault("stream_usage_unrequested", "streaming", "STREAM-009",
-       "the finish chunk carries usage although stream_options.include_usage was not set")
+@fault(
+    "stream_usage_unrequested",
+    "streaming",
+    "STREAM-009",
+    "the finish chunk carries usage although stream_options.include_usage was not set",
+)
 def _stream_usage_unrequested(app: FastAPI) -> ASGIApp:
     def usage(chunk: dict[str, Any], _i: int) -> list[Any]:
         if _finish(chunk) and chunk.get("usage") is None:
@@ -566,8 +684,12 @@ def _stream_usage_unrequested(app: FastAPI) -> ASGIApp:
     return stream(app, usage)
 
 
-@fault("stream_usage_not_adding_up", "streaming", "STREAM-010",
-       "the stream's usage chunk has total_tokens one more than prompt + completion")
+@fault(
+    "stream_usage_not_adding_up",
+    "streaming",
+    "STREAM-010",
+    "the stream's usage chunk has total_tokens one more than prompt + completion",
+)
 def _stream_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     def bump(chunk: dict[str, Any], _i: int) -> list[Any]:
         if isinstance(chunk.get("usage"), dict):
@@ -577,8 +699,7 @@ def _stream_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     return stream(app, bump)
 
 
-@fault("stream_ids_differ", "streaming", "STREAM-005",
-       "every chunk of one stream has a different id")
+@fault("stream_ids_differ", "streaming", "STREAM-005", "every chunk of one stream has a different id")
 def _stream_ids_differ(app: FastAPI) -> ASGIApp:
     def renumber(chunk: dict[str, Any], i: int) -> list[Any]:
         chunk["id"] = f"{chunk.get('id', 'chatcmpl-')}-{i}"
@@ -587,8 +708,12 @@ def _stream_ids_differ(app: FastAPI) -> ASGIApp:
     return stream(app, renumber)
 
 
-@fault("stream_stalls", "streaming", "STREAM-008 STREAM-011",
-       "the stream stops sending after its first content chunk and never ends")
+@fault(
+    "stream_stalls",
+    "streaming",
+    "STREAM-008 STREAM-011",
+    "the stream stops sending after its first content chunk and never ends",
+)
 def _stream_stalls(app: FastAPI) -> ASGIApp:
     def stall(chunk: dict[str, Any], i: int) -> list[Any]:
         return [chunk, STALL] if i == 1 else [chunk]
@@ -596,8 +721,12 @@ def _stream_stalls(app: FastAPI) -> ASGIApp:
     return stream(app, stall)
 
 
-@fault("stream_error_as_200", "streaming", "STREAM-012",
-       "a stream request that fails before generation gets 200 text/event-stream with an error event")
+@fault(
+    "stream_error_as_200",
+    "streaming",
+    "STREAM-012",
+    "a stream request that fails before generation gets 200 text/event-stream with an error event",
+)
 def _stream_error_as_200(app: FastAPI) -> ASGIApp:
     def hook(call: Call, reply: Reply) -> None:
         if call.streaming and reply.status >= 400 and reply.is_json:
@@ -618,14 +747,19 @@ def embed(app: FastAPI, change: Callable[[Call, dict[str, Any]], None]) -> ASGIA
     return Rewrite(app, EMBED, reply=ok_json(change))
 
 
-@fault("embed_misordered", "embeddings", "EMBED-004",
-       "the data items of a list input come back in reverse order")
+@fault(
+    "embed_misordered", "embeddings", "EMBED-004", "the data items of a list input come back in reverse order"
+)
 def _embed_misordered(app: FastAPI) -> ASGIApp:
     return embed(app, lambda _call, data: data["data"].reverse())
 
 
-@fault("embed_unnormalised", "embeddings", "EMBED-007",
-       "embedding vectors are not scaled to unit length (each is multiplied by 3)")
+@fault(
+    "embed_unnormalised",
+    "embeddings",
+    "EMBED-007",
+    "embedding vectors are not scaled to unit length (each is multiplied by 3)",
+)
 def _embed_unnormalised(app: FastAPI) -> ASGIApp:
     def scale(_call: Call, data: dict[str, Any]) -> None:
         for item in data["data"]:
@@ -634,14 +768,14 @@ def _embed_unnormalised(app: FastAPI) -> ASGIApp:
             elif isinstance(item.get("embedding"), str):
                 raw = base64.b64decode(item["embedding"])
                 floats = struct.unpack(f"<{len(raw) // 4}f", raw)
-                item["embedding"] = base64.b64encode(struct.pack(f"<{len(floats)}f", *(3 * x for x in floats))
-                                                     ).decode()
+                item["embedding"] = base64.b64encode(
+                    struct.pack(f"<{len(floats)}f", *(3 * x for x in floats))
+                ).decode()
 
     return embed(app, scale)
 
 
-@fault("embed_index_off_by_one", "embeddings", "EMBED-001 EMBED-004",
-       "data item indexes start at 1")
+@fault("embed_index_off_by_one", "embeddings", "EMBED-001 EMBED-004", "data item indexes start at 1")
 def _embed_index_off_by_one(app: FastAPI) -> ASGIApp:
     def shift(_call: Call, data: dict[str, Any]) -> None:
         for item in data["data"]:
@@ -650,8 +784,12 @@ def _embed_index_off_by_one(app: FastAPI) -> ASGIApp:
     return embed(app, shift)
 
 
-@fault("embed_dimension_varies", "embeddings", "EMBED-005",
-       "every embedding after the first of a list input is cut to 256 dimensions")
+@fault(
+    "embed_dimension_varies",
+    "embeddings",
+    "EMBED-005",
+    "every embedding after the first of a list input is cut to 256 dimensions",
+)
 def _embed_dimension_varies(app: FastAPI) -> ASGIApp:
     def cut(_call: Call, data: dict[str, Any]) -> None:
         for item in data["data"][1:]:
@@ -661,8 +799,12 @@ def _embed_dimension_varies(app: FastAPI) -> ASGIApp:
     return embed(app, cut)
 
 
-@fault("embed_usage_not_adding_up", "embeddings", "EMBED-003",
-       "usage.total_tokens is one more than usage.prompt_tokens")
+@fault(
+    "embed_usage_not_adding_up",
+    "embeddings",
+    "EMBED-003",
+    "usage.total_tokens is one more than usage.prompt_tokens",
+)
 def _embed_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     def bump(_call: Call, data: dict[str, Any]) -> None:
         data["usage"]["total_tokens"] += 1
@@ -670,8 +812,12 @@ def _embed_usage_not_adding_up(app: FastAPI) -> ASGIApp:
     return embed(app, bump)
 
 
-@fault("embed_wrong_object", "embeddings", "EMBED-006",
-       "the response says object \"embeddings\" and its items carry no object")
+@fault(
+    "embed_wrong_object",
+    "embeddings",
+    "EMBED-006",
+    'the response says object "embeddings" and its items carry no object',
+)
 def _embed_wrong_object(app: FastAPI) -> ASGIApp:
     def rename(_call: Call, data: dict[str, Any]) -> None:
         data["object"] = "embeddings"
@@ -681,8 +827,12 @@ def _embed_wrong_object(app: FastAPI) -> ASGIApp:
     return embed(app, rename)
 
 
-@fault("embed_drops_duplicate_inputs", "embeddings", "EMBED-004",
-       "repeated strings of a list input get one data item between them")
+@fault(
+    "embed_drops_duplicate_inputs",
+    "embeddings",
+    "EMBED-004",
+    "repeated strings of a list input get one data item between them",
+)
 def _embed_drops_duplicate_inputs(app: FastAPI) -> ASGIApp:
     def dedupe(call: Call, data: dict[str, Any]) -> None:
         request = call.json()
@@ -700,8 +850,12 @@ def _embed_drops_duplicate_inputs(app: FastAPI) -> ASGIApp:
     return embed(app, dedupe)
 
 
-@fault("embed_base64_float64", "embeddings", "EMBED-005 SDK-005",
-       "encoding_format base64 packs float64 (SDKs decode float32: twice the dimensions, garbage values)")
+@fault(
+    "embed_base64_float64",
+    "embeddings",
+    "EMBED-005 SDK-005",
+    "encoding_format base64 packs float64 (SDKs decode float32: twice the dimensions, garbage values)",
+)
 def _embed_base64_float64(app: FastAPI) -> ASGIApp:
     def repack(_call: Call, data: dict[str, Any]) -> None:
         for item in data["data"]:
@@ -718,8 +872,13 @@ def _embed_base64_float64(app: FastAPI) -> ASGIApp:
 BATCH = ("/v1/batch",)
 
 
-@fault("batch_loses_result", "batch", "BATCH-008",
-       "a completed batch's results lack the last task's result", needs=BATCH)
+@fault(
+    "batch_loses_result",
+    "batch",
+    "BATCH-008",
+    "a completed batch's results lack the last task's result",
+    needs=BATCH,
+)
 def _batch_loses_result(app: FastAPI) -> ASGIApp:
     def lose(_call: Call, data: dict[str, Any]) -> None:
         results = data.get("results")
@@ -729,8 +888,13 @@ def _batch_loses_result(app: FastAPI) -> ASGIApp:
     return Rewrite(app, BATCH_GET, reply=ok_json(lose))
 
 
-@fault("batch_counts_a_result_twice", "batch", "BATCH-009 BATCH-010",
-       "a completed batch counts one task result twice (completed = total + 1)", needs=BATCH)
+@fault(
+    "batch_counts_a_result_twice",
+    "batch",
+    "BATCH-009 BATCH-010",
+    "a completed batch counts one task result twice (completed = total + 1)",
+    needs=BATCH,
+)
 def _batch_counts_a_result_twice(app: FastAPI) -> ASGIApp:
     def twice(_call: Call, data: dict[str, Any]) -> None:
         if data.get("status") == "completed" and isinstance(data.get("completed"), int):
@@ -739,8 +903,13 @@ def _batch_counts_a_result_twice(app: FastAPI) -> ASGIApp:
     return Rewrite(app, BATCH_GET, reply=ok_json(twice))
 
 
-@fault("batch_readable_by_other_key", "batch", "BATCH-013",
-       "any caller can read any batch: ownership is not checked", needs=BATCH)
+@fault(
+    "batch_readable_by_other_key",
+    "batch",
+    "BATCH-013",
+    "any caller can read any batch: ownership is not checked",
+    needs=BATCH,
+)
 def _batch_readable_by_other_key(app: FastAPI) -> ASGIApp:
     owners: dict[str, Caller] = {}
 
@@ -759,8 +928,13 @@ def _batch_readable_by_other_key(app: FastAPI) -> ASGIApp:
     return Rewrite(submit, BATCH_GET, request=rewrite_authorization(app, owner))
 
 
-@fault("batch_status_nonstandard", "batch", "BATCH-006 BATCH-007",
-       "a finished batch says status \"done\" instead of \"completed\"", needs=BATCH)
+@fault(
+    "batch_status_nonstandard",
+    "batch",
+    "BATCH-006 BATCH-007",
+    'a finished batch says status "done" instead of "completed"',
+    needs=BATCH,
+)
 def _batch_status_nonstandard(app: FastAPI) -> ASGIApp:
     def done(_call: Call, data: dict[str, Any]) -> None:
         if data.get("status") == "completed":
@@ -769,8 +943,13 @@ def _batch_status_nonstandard(app: FastAPI) -> ASGIApp:
     return Rewrite(app, BATCH_GET, reply=ok_json(done))
 
 
-@fault("batch_submission_not_pending", "batch", "BATCH-003",
-       "the batch submission answers status \"queued\" instead of \"pending\"", needs=BATCH)
+@fault(
+    "batch_submission_not_pending",
+    "batch",
+    "BATCH-003",
+    'the batch submission answers status "queued" instead of "pending"',
+    needs=BATCH,
+)
 def _batch_submission_not_pending(app: FastAPI) -> ASGIApp:
     def queued(_call: Call, reply: Reply) -> None:
         data = reply.json()
@@ -781,8 +960,13 @@ def _batch_submission_not_pending(app: FastAPI) -> ASGIApp:
     return Rewrite(app, BATCH_SUBMIT, reply=queued)
 
 
-@fault("batch_accepts_duplicate_ids", "batch", "BATCH-011",
-       "a batch whose tasks repeat an id is accepted (the last task of an id wins)", needs=BATCH)
+@fault(
+    "batch_accepts_duplicate_ids",
+    "batch",
+    "BATCH-011",
+    "a batch whose tasks repeat an id is accepted (the last task of an id wins)",
+    needs=BATCH,
+)
 def _batch_accepts_duplicate_ids(app: FastAPI) -> ASGIApp:
     def dedupe(call: Call) -> None:
         data = call.json()
@@ -797,8 +981,13 @@ def _batch_accepts_duplicate_ids(app: FastAPI) -> ASGIApp:
     return Rewrite(app, BATCH_SUBMIT, request=dedupe)
 
 
-@fault("batch_unknown_id_500", "batch", "BATCH-012",
-       "GET /v1/batch/{id} for an id never issued answers 500", needs=BATCH)
+@fault(
+    "batch_unknown_id_500",
+    "batch",
+    "BATCH-012",
+    "GET /v1/batch/{id} for an id never issued answers 500",
+    needs=BATCH,
+)
 def _batch_unknown_id_500(app: FastAPI) -> ASGIApp:
     def crash(reply: Reply, data: dict[str, Any]) -> None:
         reply.status = 500
@@ -822,14 +1011,24 @@ def _steps(data: dict[str, Any]) -> list[dict[str, Any]]:
     return steps if isinstance(steps, list) else []
 
 
-@fault("pipeline_skips_step", "pipeline", "PIPE-002",
-       "the pipeline runs only its last step: results lack the scan step", needs=PIPE)
+@fault(
+    "pipeline_skips_step",
+    "pipeline",
+    "PIPE-002",
+    "the pipeline runs only its last step: results lack the scan step",
+    needs=PIPE,
+)
 def _pipeline_skips_step(app: FastAPI) -> ASGIApp:
     return pipeline(app, lambda _call, data: data.__setitem__("results", _steps(data)[1:]))
 
 
-@fault("pipeline_steps_reversed", "pipeline", "PIPE-002",
-       "the results list the steps in reverse order", needs=PIPE)
+@fault(
+    "pipeline_steps_reversed",
+    "pipeline",
+    "PIPE-002",
+    "the results list the steps in reverse order",
+    needs=PIPE,
+)
 def _pipeline_steps_reversed(app: FastAPI) -> ASGIApp:
     return pipeline(app, lambda _call, data: data.__setitem__("results", _steps(data)[::-1]))
 
@@ -837,15 +1036,25 @@ def _pipeline_steps_reversed(app: FastAPI) -> ASGIApp:
 # No catalogue statement says a later step must see an earlier one's output; PIPE-002 is the nearest (it
 # cites "Sequential model chaining with reference resolution"). Until the catalogue has such a
 # requirement this fault is expected to go undetected: it marks the gap.
-@fault("pipeline_ignores_references", "pipeline", "PIPE-008",
-       "a later step's prompt gets nothing for {{scan.content}}: the plan ignores the scan", needs=PIPE)
+@fault(
+    "pipeline_ignores_references",
+    "pipeline",
+    "PIPE-008",
+    "a later step's prompt gets nothing for {{scan.content}}: the plan ignores the scan",
+    needs=PIPE,
+)
 def _pipeline_ignores_references(app: FastAPI) -> ASGIApp:
     swaps.swap_chat_engine(app, swaps.ForgetfulChatEngine(swaps.gateway(app).chat))
     return WithContext(app, PIPELINE, swaps.PIPELINE_OUTPUTS, lambda _call: [])
 
 
-@fault("pipeline_final_output_wrong", "pipeline", "PIPE-005",
-       "final_output is the first step's content instead of the last's", needs=PIPE)
+@fault(
+    "pipeline_final_output_wrong",
+    "pipeline",
+    "PIPE-005",
+    "final_output is the first step's content instead of the last's",
+    needs=PIPE,
+)
 def _pipeline_final_output_wrong(app: FastAPI) -> ASGIApp:
     def first(_call: Call, data: dict[str, Any]) -> None:
         steps = _steps(data)
@@ -855,8 +1064,13 @@ def _pipeline_final_output_wrong(app: FastAPI) -> ASGIApp:
     return pipeline(app, first)
 
 
-@fault("pipeline_step_status_wrong", "pipeline", "PIPE-003",
-       "each finished step says status \"done\" instead of \"completed\"", needs=PIPE)
+@fault(
+    "pipeline_step_status_wrong",
+    "pipeline",
+    "PIPE-003",
+    'each finished step says status "done" instead of "completed"',
+    needs=PIPE,
+)
 def _pipeline_step_status_wrong(app: FastAPI) -> ASGIApp:
     def done(_call: Call, data: dict[str, Any]) -> None:
         for step in _steps(data):
@@ -866,13 +1080,21 @@ def _pipeline_step_status_wrong(app: FastAPI) -> ASGIApp:
     return pipeline(app, done)
 
 
-@fault("pipeline_unknown_template_runs", "pipeline", "PIPE-006",
-       "an unknown template name runs design-analysis instead of answering 404", needs=PIPE)
+@fault(
+    "pipeline_unknown_template_runs",
+    "pipeline",
+    "PIPE-006",
+    "an unknown template name runs design-analysis instead of answering 404",
+    needs=PIPE,
+)
 def _pipeline_unknown_template_runs(app: FastAPI) -> ASGIApp:
     def default(call: Call) -> None:
         data = call.json()
-        if isinstance(data, dict) and isinstance(data.get("template"), str) \
-                and data["template"] != "design-analysis":
+        if (
+            isinstance(data, dict)
+            and isinstance(data.get("template"), str)
+            and data["template"] != "design-analysis"
+        ):
             data["template"] = "design-analysis"
             if not isinstance(data.get("input"), dict) or "image_url" not in data["input"]:
                 data["input"] = {"image_url": _PIXEL}
@@ -882,12 +1104,19 @@ def _pipeline_unknown_template_runs(app: FastAPI) -> ASGIApp:
 
 
 #: A 1x1 PNG: what the faulty server falls back to when the request names no image.
-_PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ"
-          "/pLvAAAAAElFTkSuQmCC")
+_PIXEL = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ"
+    "/pLvAAAAAElFTkSuQmCC"
+)
 
 
-@fault("pipeline_tier_not_enforced", "pipeline", "PIPE-007",
-       "a free key can run design-analysis (42-vision and 42-think)", needs=PIPE)
+@fault(
+    "pipeline_tier_not_enforced",
+    "pipeline",
+    "PIPE-007",
+    "a free key can run design-analysis (42-vision and 42-think)",
+    needs=PIPE,
+)
 def _pipeline_tier_not_enforced(app: FastAPI) -> ASGIApp:
     return Rewrite(app, PIPELINE, request=_elevate_free(app, lambda _call: True))
 
@@ -895,8 +1124,12 @@ def _pipeline_tier_not_enforced(app: FastAPI) -> ASGIApp:
 # ----------------------------------------------------------------------------------------- errors
 
 
-@fault("err_envelope_detail", "errors", "ERR-001 ERR-002 SDK-003",
-       "error bodies are FastAPI's {\"detail\": message} instead of {\"error\": {message, type}}")
+@fault(
+    "err_envelope_detail",
+    "errors",
+    "ERR-001 ERR-002 SDK-003",
+    'error bodies are FastAPI\'s {"detail": message} instead of {"error": {message, type}}',
+)
 def _err_envelope_detail(app: FastAPI) -> ASGIApp:
     def flatten(reply: Reply, data: dict[str, Any]) -> None:
         if reply.status != 422 and isinstance(data.get("error"), dict):
@@ -905,20 +1138,32 @@ def _err_envelope_detail(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, reply=error_json(None, flatten))
 
 
-@fault("err_401_wrong_type", "errors", "ERR-008",
-       "401 answers say type invalid_request_error instead of authentication_error")
+@fault(
+    "err_401_wrong_type",
+    "errors",
+    "ERR-008",
+    "401 answers say type invalid_request_error instead of authentication_error",
+)
 def _err_401_wrong_type(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, reply=error_json(401, set_error_type("invalid_request_error")))
 
 
-@fault("err_429_wrong_type", "errors", "ERR-010",
-       "429 answers say type too_many_requests instead of rate_limit_exceeded")
+@fault(
+    "err_429_wrong_type",
+    "errors",
+    "ERR-010",
+    "429 answers say type too_many_requests instead of rate_limit_exceeded",
+)
 def _err_429_wrong_type(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, reply=error_json(429, set_error_type("too_many_requests")))
 
 
-@fault("err_unknown_model_wrong_type", "errors", "ERR-009",
-       "404 for an unknown model says type not_found instead of model_not_found")
+@fault(
+    "err_unknown_model_wrong_type",
+    "errors",
+    "ERR-009",
+    "404 for an unknown model says type not_found instead of model_not_found",
+)
 def _err_unknown_model_wrong_type(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, reply=error_json(404, set_error_type("not_found")))
 
@@ -927,8 +1172,12 @@ def _internal_error() -> Reply:
     return Reply.json_reply(500, {"error": {"message": "Internal server error", "type": "internal_error"}})
 
 
-@fault("err_bad_json_500", "errors", "ERR-003 ERR-006 ERR-013",
-       "a body that is not valid JSON gets 500 instead of 400")
+@fault(
+    "err_bad_json_500",
+    "errors",
+    "ERR-003 ERR-006 ERR-013",
+    "a body that is not valid JSON gets 500 instead of 400",
+)
 def _err_bad_json_500(app: FastAPI) -> ASGIApp:
     def crash(call: Call) -> Reply | None:
         if call.method == "POST" and call.body and call.json() is None:
@@ -938,8 +1187,12 @@ def _err_bad_json_500(app: FastAPI) -> ASGIApp:
     return Rewrite(app, lambda _m, path: path.startswith("/v1/"), request=crash)
 
 
-@fault("err_unknown_role_500", "errors", "ERR-006 ERR-007 ERR-013",
-       "a message with a role other than system/user/assistant gets 500 instead of 422")
+@fault(
+    "err_unknown_role_500",
+    "errors",
+    "ERR-006 ERR-007 ERR-013",
+    "a message with a role other than system/user/assistant gets 500 instead of 422",
+)
 def _err_unknown_role_500(app: FastAPI) -> ASGIApp:
     def crash(call: Call) -> Reply | None:
         data = call.json()
@@ -953,8 +1206,12 @@ def _err_unknown_role_500(app: FastAPI) -> ASGIApp:
     return chat(app, request=crash)
 
 
-@fault("err_422_without_detail", "errors", "ERR-004 ERR-005",
-       "a schema violation answers 422 with the error envelope only, no detail array")
+@fault(
+    "err_422_without_detail",
+    "errors",
+    "ERR-004 ERR-005",
+    "a schema violation answers 422 with the error envelope only, no detail array",
+)
 def _err_422_without_detail(app: FastAPI) -> ASGIApp:
     return Rewrite(app, anywhere, reply=error_json(422, lambda _reply, data: data.pop("detail", None)))
 
@@ -962,14 +1219,22 @@ def _err_422_without_detail(app: FastAPI) -> ASGIApp:
 # -------------------------------------------------------------------------------------------- sdk
 
 
-@fault("sdk_expired_token_403", "sdk", "SDK-008 AUTH-005",
-       "an expired task token gets 403 permission_error (SDKs raise PermissionDeniedError)")
+@fault(
+    "sdk_expired_token_403",
+    "sdk",
+    "SDK-008 AUTH-005",
+    "an expired task token gets 403 permission_error (SDKs raise PermissionDeniedError)",
+)
 def _sdk_expired_token_403(app: FastAPI) -> ASGIApp:
     return swaps.swap_auth(app, "expired_is_403")
 
 
-@fault("sdk_stream_chunk_without_delta", "sdk", "SDK-002 SDK-006 STREAM-003",
-       "content chunks carry choices[0].text instead of choices[0].delta")
+@fault(
+    "sdk_stream_chunk_without_delta",
+    "sdk",
+    "SDK-002 SDK-006 STREAM-003",
+    "content chunks carry choices[0].text instead of choices[0].delta",
+)
 def _sdk_stream_chunk_without_delta(app: FastAPI) -> ASGIApp:
     def legacy(chunk: dict[str, Any], _i: int) -> list[Any]:
         for choice in chunk.get("choices", []):

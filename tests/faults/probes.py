@@ -32,10 +32,14 @@ JWT_SECRET = "conform42-fault-probes-secret-0123456789abcdef"
 SERVER_OPTIONS: dict[str, Any] = {"sim_token_delay": 0.05, "kv_budget_tokens": 3000, "jwt_secret": JWT_SECRET}
 CHAT = "/v1/chat/completions"
 #: 2x2 PNGs (red, blue) as data: URLs (the reference server never fetches remote images).
-IMAGE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDA"
-         "wMDAAAANHQEDasKb6QAAAABJRU5ErkJggg==")
-IMAGE_BLUE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGNkYPjPwMDAxM"
-              "DAwMDAAAALHwEDmIWXfgAAAABJRU5ErkJggg==")
+IMAGE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGP8z8DAwMDAxMDA"
+    "wMDAAAANHQEDasKb6QAAAABJRU5ErkJggg=="
+)
+IMAGE_BLUE = (
+    "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAAFklEQVR4nGNkYPjPwMDAxM"
+    "DAwMDAAAALHwEDmIWXfgAAAABJRU5ErkJggg=="
+)
 #: Short waits for probes of hanging and stalling servers.
 STALL_TIMEOUT = httpx.Timeout(5.0, read=1.5)
 
@@ -82,15 +86,24 @@ class Probe:
 
     # ---------------------------------------------------------------------------------- requests
 
-    def get(self, path: str, tier: str | None = "pro", headers: dict[str, str] | None = None,
-            **kwargs: Any) -> httpx.Response:
-        return self.http.get(path, headers=headers if headers is not None else self.auth(tier or "pro"),
-                             **kwargs)
+    def get(
+        self, path: str, tier: str | None = "pro", headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        return self.http.get(
+            path, headers=headers if headers is not None else self.auth(tier or "pro"), **kwargs
+        )
 
-    def post(self, path: str, payload: Any = None, tier: str = "pro", headers: dict[str, str] | None = None,
-             **kwargs: Any) -> httpx.Response:
-        return self.http.post(path, json=payload, headers=headers if headers is not None else self.auth(tier),
-                              **kwargs)
+    def post(
+        self,
+        path: str,
+        payload: Any = None,
+        tier: str = "pro",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        return self.http.post(
+            path, json=payload, headers=headers if headers is not None else self.auth(tier), **kwargs
+        )
 
     def chat(self, tier: str = "pro", **fields: Any) -> httpx.Response:
         return self.post(CHAT, body(**fields), tier)
@@ -117,9 +130,14 @@ class Probe:
         readers: list[Iterator[str]] = []
         with ExitStack() as stack:
             for _ in range(count):
-                response = stack.enter_context(self.http.stream(
-                    "POST", CHAT, json=body(stream=True, content="Tell me a long story", max_tokens=16),
-                    headers=self.auth(tier, key=key)))
+                response = stack.enter_context(
+                    self.http.stream(
+                        "POST",
+                        CHAT,
+                        json=body(stream=True, content="Tell me a long story", max_tokens=16),
+                        headers=self.auth(tier, key=key),
+                    )
+                )
                 statuses.append(response.status_code)
                 if response.status_code == 200:
                     readers.append(response.iter_lines())
@@ -129,8 +147,9 @@ class Probe:
     # --------------------------------------------------------------------------------- batch & pipe
 
     def batch(self, tasks: list[dict[str, Any]] | None = None, tier: str = "pro") -> httpx.Response:
-        tasks = tasks or [{"id": f"t{i}", "messages": [{"role": "user", "content": f"Task {i}"}]}
-                          for i in (1, 2)]
+        tasks = tasks or [
+            {"id": f"t{i}", "messages": [{"role": "user", "content": f"Task {i}"}]} for i in (1, 2)
+        ]
         return self.post("/v1/batch", {"model": "42-logic", "tasks": tasks}, tier)
 
     def finished_batch(self, tier: str = "pro") -> dict[str, Any]:
@@ -144,8 +163,9 @@ class Probe:
                 return data
             time.sleep(0.1)
 
-    def pipeline(self, tier: str = "pro", template: str = "design-analysis",
-                 image: str = IMAGE) -> httpx.Response:
+    def pipeline(
+        self, tier: str = "pro", template: str = "design-analysis", image: str = IMAGE
+    ) -> httpx.Response:
         return self.post("/v1/pipeline", {"template": template, "input": {"image_url": image}}, tier)
 
 
@@ -429,8 +449,11 @@ def _(p: Probe) -> bool:
 
 
 def _finishes(chunks: list[dict[str, Any]]) -> list[str]:
-    return [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices") and c["choices"][0].get(
-        "finish_reason")]
+    return [
+        c["choices"][0]["finish_reason"]
+        for c in chunks
+        if c.get("choices") and c["choices"][0].get("finish_reason")
+    ]
 
 
 @probe("stream_missing_done")
@@ -447,7 +470,7 @@ def _(p: Probe) -> bool:
 def _(p: Probe) -> bool:
     chunks = [c for c in p.chunks() if c.get("choices")]
     last = max(i for i, c in enumerate(chunks) if c["choices"][0].get("finish_reason"))
-    return any(c["choices"][0].get("delta", {}).get("content") for c in chunks[last + 1:])
+    return any(c["choices"][0].get("delta", {}).get("content") for c in chunks[last + 1 :])
 
 
 @probe("stream_wrong_content_type")
@@ -681,8 +704,11 @@ def _(p: Probe) -> bool:
 
 @probe("err_bad_json_500")
 def _(p: Probe) -> bool:
-    response = p.http.post(CHAT, content=b'{"model": "42-logic", "messages": [', headers={
-        **p.auth(), "Content-Type": "application/json"})
+    response = p.http.post(
+        CHAT,
+        content=b'{"model": "42-logic", "messages": [',
+        headers={**p.auth(), "Content-Type": "application/json"},
+    )
     return response.status_code >= 500
 
 

@@ -83,8 +83,9 @@ class FaultServer(ServerProcess):
     """``python -m tests.faults.serve --fault NAME`` as a child process (own group, free port)."""
 
     def __init__(self, fault: str, args: Sequence[str] = (), startup_timeout: float = 60) -> None:
-        super().__init__(["--fault", fault, *args], startup_timeout=startup_timeout,
-                         module="tests.faults.serve")
+        super().__init__(
+            ["--fault", fault, *args], startup_timeout=startup_timeout, module="tests.faults.serve"
+        )
         self.fault = fault
 
 
@@ -130,8 +131,12 @@ def parse_results(path: Path) -> tuple[int | None, str | None, dict[str, str], d
                 levels[entry["id"]] = str(entry["level"])
     code = data.get("exit_code")
     verdict = data.get("verdict")
-    return (code if isinstance(code, int) else None, verdict if isinstance(verdict, str) else None,
-            outcomes, levels)
+    return (
+        code if isinstance(code, int) else None,
+        verdict if isinstance(verdict, str) else None,
+        outcomes,
+        levels,
+    )
 
 
 _STDOUT_LINE = re.compile(r"\b(PASS|FAIL|ERROR|SKIP|DISABLED)\b\s+([A-Z]+-\d{3})\b")
@@ -150,14 +155,31 @@ def parse_stdout(text: str) -> dict[str, str]:
     return {rid: outcome.capitalize() for rid, outcome in best.items()}
 
 
-def suite_command(base_url: str, report_dir: Path, requirements: Iterable[str] = (),
-                  keys: dict[str, str] | None = None, extra: Sequence[str] = (),
-                  profile: str = "42ai") -> list[str]:
+def suite_command(
+    base_url: str,
+    report_dir: Path,
+    requirements: Iterable[str] = (),
+    keys: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
+    profile: str = "42ai",
+) -> list[str]:
     keys = keys or {str(tier): key for tier, key in DEMO_KEYS.items()}
     # --gate may: the verdict gates on every level, so a fault that breaks only a SHOULD is caught too
     # (by default the verdict reads MUST requirements only).
-    command = [sys.executable, "-m", "suite", "run", "--target", base_url, "--profile", profile,
-               "--report", str(report_dir), "--gate", "may"]
+    command = [
+        sys.executable,
+        "-m",
+        "suite",
+        "run",
+        "--target",
+        base_url,
+        "--profile",
+        profile,
+        "--report",
+        str(report_dir),
+        "--gate",
+        "may",
+    ]
     for tier in ("free", "pro", "internal"):
         command += [f"--key-{tier}", keys[tier]]
     # The fault servers serve the documented IDs in either flavour. Naming them keeps a fault that breaks
@@ -169,21 +191,37 @@ def suite_command(base_url: str, report_dir: Path, requirements: Iterable[str] =
     return [*command, "--timeout", f"{REQUEST_TIMEOUT_S:g}", *extra]
 
 
-def run_suite(base_url: str, report_dir: Path, *, requirements: Iterable[str] = (),
-              timeout_s: float = FULL_RUN_TIMEOUT_S, extra: Sequence[str] = (), profile: str = "42ai",
-              command: Sequence[str] | None = None) -> SuiteRun:
+def run_suite(
+    base_url: str,
+    report_dir: Path,
+    *,
+    requirements: Iterable[str] = (),
+    timeout_s: float = FULL_RUN_TIMEOUT_S,
+    extra: Sequence[str] = (),
+    profile: str = "42ai",
+    command: Sequence[str] | None = None,
+) -> SuiteRun:
     """Run the suite as a subprocess (own process group, killed on timeout) and read what it reports.
 
     ``command`` replaces the ``conform42 run`` command line (tests use a stand-in).
     """
     report_dir.mkdir(parents=True, exist_ok=True)
-    command = list(command) if command is not None else suite_command(
-        base_url, report_dir, requirements, extra=extra, profile=profile)
+    command = (
+        list(command)
+        if command is not None
+        else suite_command(base_url, report_dir, requirements, extra=extra, profile=profile)
+    )
     log = report_dir / "suite-output.txt"
     started = time.monotonic()
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, cwd=REPO_ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         with _running_lock:
             _running.add(proc)
         try:
@@ -199,8 +237,13 @@ def run_suite(base_url: str, report_dir: Path, *, requirements: Iterable[str] = 
             with _running_lock:
                 _running.discard(proc)
     text = log.read_text(encoding="utf-8", errors="replace")
-    run = SuiteRun(code, duration_s=time.monotonic() - started, error=error, report_dir=str(report_dir),
-                   stdout_tail="\n".join(text.splitlines()[-15:]))
+    run = SuiteRun(
+        code,
+        duration_s=time.monotonic() - started,
+        error=error,
+        report_dir=str(report_dir),
+        stdout_tail="\n".join(text.splitlines()[-15:]),
+    )
     results = report_dir / RESULTS_FILE
     if results.is_file():
         try:
@@ -289,10 +332,18 @@ class FaultResult:
         return {rid: self.run.outcomes.get(rid, "absent") for rid in self.requirements}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"fault": self.fault, "area": self.area, "requirements": list(self.requirements),
-                "profile": self.profile, "gating": self.gating, "status": self.status,
-                "caught": self.caught, "named": self.named, "outcomes": self.outcomes(),
-                "run": asdict(self.run)}
+        return {
+            "fault": self.fault,
+            "area": self.area,
+            "requirements": list(self.requirements),
+            "profile": self.profile,
+            "gating": self.gating,
+            "status": self.status,
+            "caught": self.caught,
+            "named": self.named,
+            "outcomes": self.outcomes(),
+            "run": asdict(self.run),
+        }
 
 
 def judge(fault: Fault, run: SuiteRun) -> FaultResult:
@@ -317,6 +368,7 @@ class Score:
 def score(results: Sequence[FaultResult]) -> tuple[dict[str, Score], Score]:
     """The mutation score per area (catalogue order, areas with faults only) and overall."""
     areas = {area: [r for r in results if r.area == area] for area in AREAS}
+
     def of(rs: Sequence[FaultResult]) -> Score:
         return Score(sum(r.caught for r in rs), len(rs), sum(r.status == "flagged" for r in rs))
 
@@ -331,9 +383,15 @@ def _server_args(profile: str, extra: Sequence[str], token_delay_s: float = SIM_
     return ["--flavour", profile, "--sim-token-delay", f"{token_delay_s:g}", *extra]
 
 
-def prove_fault(fault: Fault, work_dir: Path, *, requirements_only: bool = False,
-                timeout_s: float | None = None, server_args: Sequence[str] = (),
-                token_delay_s: float = SIM_TOKEN_DELAY_S) -> FaultResult:
+def prove_fault(
+    fault: Fault,
+    work_dir: Path,
+    *,
+    requirements_only: bool = False,
+    timeout_s: float | None = None,
+    server_args: Sequence[str] = (),
+    token_delay_s: float = SIM_TOKEN_DELAY_S,
+) -> FaultResult:
     """Serve ``fault``, run the suite against it, judge the run. The server is always stopped."""
     report_dir = work_dir / fault.name
     shutil.rmtree(report_dir, ignore_errors=True)
@@ -341,8 +399,13 @@ def prove_fault(fault: Fault, work_dir: Path, *, requirements_only: bool = False
     profile = profile_for(fault)
     try:
         with FaultServer(fault.name, _server_args(profile, server_args, token_delay_s)) as server:
-            run = run_suite(server.base_url, report_dir, timeout_s=limit, profile=profile,
-                            requirements=fault.requirements if requirements_only else ())
+            run = run_suite(
+                server.base_url,
+                report_dir,
+                timeout_s=limit,
+                profile=profile,
+                requirements=fault.requirements if requirements_only else (),
+            )
     except Exception as exc:  # the server did not start: record it, go on with the other faults
         run = SuiteRun(None, error=f"{type(exc).__name__}: {exc}", report_dir=str(report_dir))
     return judge(fault, run)
@@ -358,38 +421,76 @@ class CleanSummary:
 
     @property
     def clean(self) -> bool:
-        return all(not failed and run.exit_code == 0 for failed, run in zip(self.false_failures, self.runs,
-                                                                              strict=True))
+        return all(
+            not failed and run.exit_code == 0
+            for failed, run in zip(self.false_failures, self.runs, strict=True)
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"runs": len(self.runs), "clean": self.clean,
-                "false_failures": sum(len(f) for f in self.false_failures),
-                "per_run": [{"exit_code": r.exit_code, "failed": r.failed, "error": r.error,
-                             "duration_s": round(r.duration_s, 1)} for r in self.runs]}
+        return {
+            "runs": len(self.runs),
+            "clean": self.clean,
+            "false_failures": sum(len(f) for f in self.false_failures),
+            "per_run": [
+                {
+                    "exit_code": r.exit_code,
+                    "failed": r.failed,
+                    "error": r.error,
+                    "duration_s": round(r.duration_s, 1),
+                }
+                for r in self.runs
+            ],
+        }
 
 
-def run_clean(count: int, work_dir: Path, *, requirements: Sequence[str] = (), timeout_s: float | None = None,
-              profile: str = "42ai", server_args: Sequence[str] = (),
-              token_delay_s: float = SIM_TOKEN_DELAY_S) -> CleanSummary:
+def run_clean(
+    count: int,
+    work_dir: Path,
+    *,
+    requirements: Sequence[str] = (),
+    timeout_s: float | None = None,
+    profile: str = "42ai",
+    server_args: Sequence[str] = (),
+    token_delay_s: float = SIM_TOKEN_DELAY_S,
+) -> CleanSummary:
     """``count`` consecutive suite runs against the clean server (a fresh one each time)."""
     runs = []
     for number in range(1, count + 1):
         report_dir = work_dir / f"clean-{profile}-{number}"
         shutil.rmtree(report_dir, ignore_errors=True)
         with FaultServer("none", _server_args(profile, server_args, token_delay_s)) as server:
-            runs.append(run_suite(server.base_url, report_dir, requirements=requirements, profile=profile,
-                                  timeout_s=timeout_s or FULL_RUN_TIMEOUT_S))
+            runs.append(
+                run_suite(
+                    server.base_url,
+                    report_dir,
+                    requirements=requirements,
+                    profile=profile,
+                    timeout_s=timeout_s or FULL_RUN_TIMEOUT_S,
+                )
+            )
     return CleanSummary(runs)
 
 
-def prove(faults: Sequence[Fault], work_dir: Path, *, jobs: int = 2, requirements_only: bool = False,
-          timeout_s: float | None = None, progress: Callable[[FaultResult], None] | None = None,
-          token_delay_s: float = SIM_TOKEN_DELAY_S) -> list[FaultResult]:
+def prove(
+    faults: Sequence[Fault],
+    work_dir: Path,
+    *,
+    jobs: int = 2,
+    requirements_only: bool = False,
+    timeout_s: float | None = None,
+    progress: Callable[[FaultResult], None] | None = None,
+    token_delay_s: float = SIM_TOKEN_DELAY_S,
+) -> list[FaultResult]:
     """Prove every fault, ``jobs`` at a time; results in the order of ``faults``."""
 
     def one(fault: Fault) -> FaultResult:
-        result = prove_fault(fault, work_dir, requirements_only=requirements_only, timeout_s=timeout_s,
-                             token_delay_s=token_delay_s)
+        result = prove_fault(
+            fault,
+            work_dir,
+            requirements_only=requirements_only,
+            timeout_s=timeout_s,
+            token_delay_s=token_delay_s,
+        )
         if progress is not None:
             progress(result)
         return result
@@ -412,10 +513,16 @@ def prove(faults: Sequence[Fault], work_dir: Path, *, jobs: int = 2, requirement
 def summary(results: Sequence[FaultResult], clean: CleanSummary | None = None) -> dict[str, Any]:
     per_area, overall = score(results)
     data: dict[str, Any] = {
-        "mutation_score": {"caught": overall.caught, "planted": overall.planted, "ratio": overall.ratio,
-                           "flagged": overall.flagged},
-        "per_area": {area: {"caught": s.caught, "planted": s.planted, "ratio": s.ratio, "flagged": s.flagged}
-                     for area, s in per_area.items()},
+        "mutation_score": {
+            "caught": overall.caught,
+            "planted": overall.planted,
+            "ratio": overall.ratio,
+            "flagged": overall.flagged,
+        },
+        "per_area": {
+            area: {"caught": s.caught, "planted": s.planted, "ratio": s.ratio, "flagged": s.flagged}
+            for area, s in per_area.items()
+        },
         "faults": [r.to_dict() for r in results],
         "undetected": [r.fault for r in results if not r.caught],
     }
@@ -443,33 +550,58 @@ def render(results: Sequence[FaultResult], clean: CleanSummary | None = None) ->
                 if r.run.error:
                     lines.append(f"             {r.run.error}")
     if clean is not None:
-        lines.append(f"Clean runs: {len(clean.runs)}, false failures: "
-                     f"{sum(len(f) for f in clean.false_failures)}")
+        lines.append(
+            f"Clean runs: {len(clean.runs)}, false failures: {sum(len(f) for f in clean.false_failures)}"
+        )
         for number, (run, failed) in enumerate(zip(clean.runs, clean.false_failures, strict=True), 1):
-            lines.append(f"  run {number}: exit {run.exit_code}, failed: {', '.join(failed) or 'none'}"
-                         + (f" ({run.error})" if run.error else ""))
+            lines.append(
+                f"  run {number}: exit {run.exit_code}, failed: {', '.join(failed) or 'none'}"
+                + (f" ({run.error})" if run.error else "")
+            )
     return "\n".join(lines)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tests.faults.prove",
-                                     description=(__doc__ or "").split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.faults.prove", description=(__doc__ or "").split("\n\n")[0]
+    )
     parser.add_argument("--faults", help="comma-separated fault names (default: the whole catalogue)")
     parser.add_argument("--area", action="append", choices=AREAS, help="only the faults of this area")
     parser.add_argument("--jobs", type=int, default=2, help="faults proved at a time (default 2)")
-    parser.add_argument("--requirements-only", action="store_true",
-                        help="run only the suite's tests of each fault's requirements (--requirements)")
-    parser.add_argument("--clean-runs", type=int, default=0, metavar="N",
-                        help="run the suite N times against the clean server and count false failures")
-    parser.add_argument("--clean-profile", choices=("42ai", "fortytwo"), default="42ai",
-                        help="profile of the clean runs (default 42ai; faults that break only Fortytwo MUSTs "
-                             "are proved under fortytwo)")
+    parser.add_argument(
+        "--requirements-only",
+        action="store_true",
+        help="run only the suite's tests of each fault's requirements (--requirements)",
+    )
+    parser.add_argument(
+        "--clean-runs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the suite N times against the clean server and count false failures",
+    )
+    parser.add_argument(
+        "--clean-profile",
+        choices=("42ai", "fortytwo"),
+        default="42ai",
+        help="profile of the clean runs (default 42ai; faults that break only Fortytwo MUSTs "
+        "are proved under fortytwo)",
+    )
     parser.add_argument("--timeout", type=float, help="seconds one suite run may take")
-    parser.add_argument("--sim-token-delay", type=float, default=SIM_TOKEN_DELAY_S, metavar="SECONDS",
-                        help=f"the fault servers' seconds per token (default {SIM_TOKEN_DELAY_S:g}; 0: a "
-                        "target that answers at once, where the limit tests must still judge)")
-    parser.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
-                        help=f"per-run report folders and the summary (default {DEFAULT_WORK_DIR})")
+    parser.add_argument(
+        "--sim-token-delay",
+        type=float,
+        default=SIM_TOKEN_DELAY_S,
+        metavar="SECONDS",
+        help=f"the fault servers' seconds per token (default {SIM_TOKEN_DELAY_S:g}; 0: a "
+        "target that answers at once, where the limit tests must still judge)",
+    )
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=DEFAULT_WORK_DIR,
+        help=f"per-run report folders and the summary (default {DEFAULT_WORK_DIR})",
+    )
     parser.add_argument("--list", action="store_true", help="print the fault catalogue and exit")
     return parser
 
@@ -513,12 +645,30 @@ def _main(args: argparse.Namespace) -> int:
     def progress(result: FaultResult) -> None:
         print(f"{result.status:<10} {result.fault} ({result.run.duration_s:.0f} s)", flush=True)
 
-    results = prove(faults, work_dir, jobs=args.jobs, requirements_only=args.requirements_only,
-                    timeout_s=args.timeout, progress=progress,
-                    token_delay_s=args.sim_token_delay) if faults else []
-    clean = (run_clean(args.clean_runs, work_dir, timeout_s=args.timeout, profile=args.clean_profile,
-                       token_delay_s=args.sim_token_delay)
-             if args.clean_runs else None)
+    results = (
+        prove(
+            faults,
+            work_dir,
+            jobs=args.jobs,
+            requirements_only=args.requirements_only,
+            timeout_s=args.timeout,
+            progress=progress,
+            token_delay_s=args.sim_token_delay,
+        )
+        if faults
+        else []
+    )
+    clean = (
+        run_clean(
+            args.clean_runs,
+            work_dir,
+            timeout_s=args.timeout,
+            profile=args.clean_profile,
+            token_delay_s=args.sim_token_delay,
+        )
+        if args.clean_runs
+        else None
+    )
     report = summary(results, clean)
     out = work_dir / "summary.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -66,21 +66,43 @@ def build(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tests.faults.serve",
-                                     description="The reference server (sim engines) with one planted fault.")
-    parser.add_argument("--fault", required=True, choices=[NONE, *sorted(FAULTS)], metavar="NAME",
-                        help=f"a fault of tests/faults/catalogue.py, or {NONE} for the clean server")
-    parser.add_argument("--flavour", choices=("42ai", "fortytwo"), default="42ai",
-                        help="42ai: key -> task token exchange (default); fortytwo: the key is the bearer")
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.faults.serve",
+        description="The reference server (sim engines) with one planted fault.",
+    )
+    parser.add_argument(
+        "--fault",
+        required=True,
+        choices=[NONE, *sorted(FAULTS)],
+        metavar="NAME",
+        help=f"a fault of tests/faults/catalogue.py, or {NONE} for the clean server",
+    )
+    parser.add_argument(
+        "--flavour",
+        choices=("42ai", "fortytwo"),
+        default="42ai",
+        help="42ai: key -> task token exchange (default); fortytwo: the key is the bearer",
+    )
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default 0: a free one)")
     parser.add_argument("--port-file", type=Path, help="write the bound port here once listening")
-    parser.add_argument("--sim-token-delay", type=float, default=0.0, metavar="SECONDS",
-                        help="sim engine: delay per generated token (default 0)")
+    parser.add_argument(
+        "--sim-token-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="sim engine: delay per generated token (default 0)",
+    )
     parser.add_argument("--data-dir", type=Path, help="server state such as batches (default: a temp dir)")
-    parser.add_argument("--kv-budget-tokens", type=int, default=DEFAULT_KV_BUDGET_TOKENS, metavar="N",
-                        help=f"KV-cache budget for 503 admission (default {DEFAULT_KV_BUDGET_TOKENS})")
-    parser.add_argument("--log-level", default="warning",
-                        choices=("critical", "error", "warning", "info", "debug"))
+    parser.add_argument(
+        "--kv-budget-tokens",
+        type=int,
+        default=DEFAULT_KV_BUDGET_TOKENS,
+        metavar="N",
+        help=f"KV-cache budget for 503 admission (default {DEFAULT_KV_BUDGET_TOKENS})",
+    )
+    parser.add_argument(
+        "--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug")
+    )
     return parser
 
 
@@ -91,18 +113,37 @@ def _announcement(banner: str, port: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app, _ = build(args.fault, sim_token_delay=args.sim_token_delay, data_dir=args.data_dir,
-                   kv_budget_tokens=args.kv_budget_tokens, flavour=args.flavour)
-    banner = (f"conform42 reference server (sim) with planted fault {args.fault}" if args.fault != NONE
-              else "conform42 reference server (sim), no fault")
-    config = uvicorn.Config(app, host="127.0.0.1", port=args.port, log_level=args.log_level,
-                            access_log=False, lifespan="on", timeout_graceful_shutdown=2)
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app, _ = build(
+        args.fault,
+        sim_token_delay=args.sim_token_delay,
+        data_dir=args.data_dir,
+        kv_budget_tokens=args.kv_budget_tokens,
+        flavour=args.flavour,
+    )
+    banner = (
+        f"conform42 reference server (sim) with planted fault {args.fault}"
+        if args.fault != NONE
+        else "conform42 reference server (sim), no fault"
+    )
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
     try:
         # The same announcement as `conform42 serve`: the port file (written atomically) once listening.
-        asyncio.run(serve_announced(uvicorn.Server(config), args.port_file,
-                                    functools.partial(_announcement, banner)))
+        asyncio.run(
+            serve_announced(uvicorn.Server(config), args.port_file, functools.partial(_announcement, banner))
+        )
     except SystemExit as exc:  # uvicorn could not bind
         return int(exc.code or 1)
     except KeyboardInterrupt:

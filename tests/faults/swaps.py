@@ -74,8 +74,12 @@ def claims_ignoring_expiry(app: FastAPI, authorization: str | None) -> dict[str,
     if not authorization or not authorization.lower().startswith("bearer "):
         return None
     try:
-        claims: dict[str, Any] = jwt.decode(authorization.split(" ", 1)[1].strip(), _secret(app),
-                                            algorithms=[_ALG], options={"verify_exp": False})
+        claims: dict[str, Any] = jwt.decode(
+            authorization.split(" ", 1)[1].strip(),
+            _secret(app),
+            algorithms=[_ALG],
+            options={"verify_exp": False},
+        )
     except jwt.InvalidTokenError:
         return None
     return claims
@@ -147,8 +151,12 @@ class TokensWithShortLife(TokenService):
         caller = super().verify(token)
         issued = jwt.decode(token, options={"verify_signature": False}).get("iat", 0)
         if time.time() - float(issued) > self.max_age_s:
-            raise ApiError(401, "Task token expired: exchange your API key at POST /api/token for a new one",
-                           "authentication_error", headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "Task token expired: exchange your API key at POST /api/token for a new one",
+                "authentication_error",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         return caller
 
 
@@ -202,8 +210,9 @@ def swap_auth(app: FastAPI, leniency: str) -> FastAPI:
 # ------------------------------------------------------------------------------------------ engines
 
 #: The answers given so far within the pipeline request being handled (None outside pipelines).
-PIPELINE_OUTPUTS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("fault_outputs",
-                                                                                     default=None)
+PIPELINE_OUTPUTS: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
+    "fault_outputs", default=None
+)
 
 
 class ForgetfulChatEngine:

@@ -22,8 +22,10 @@ from tests.faults.prove import prove, prove_fault, render, run_clean
 
 pytestmark = pytest.mark.slow
 
-FULL = pytest.mark.skipif(os.environ.get("CONFORM42_PROVE") != "1",
-                          reason="the whole planted-fault proof runs with CONFORM42_PROVE=1 (about an hour)")
+FULL = pytest.mark.skipif(
+    os.environ.get("CONFORM42_PROVE") != "1",
+    reason="the whole planted-fault proof runs with CONFORM42_PROVE=1 (about an hour)",
+)
 REQUIREMENTS_ONLY = os.environ.get("CONFORM42_PROVE_REQUIREMENTS_ONLY") == "1"
 ONE_PER_AREA = sorted({fault.area: name for name, fault in reversed(list(FAULTS.items()))}.values())
 

@@ -35,8 +35,10 @@ def results_file(tmp_path, outcomes, exit_code=1, levels=None):
         "conform42_report": 1,
         "verdict": {0: "CONFORMANT", 1: "NON-CONFORMANT", 2: "INCONCLUSIVE"}[exit_code],
         "exit_code": exit_code,
-        "requirements": [{"id": rid, "level": (levels or {}).get(rid, "MUST"), "outcome": outcome,
-                          "tests": []} for rid, outcome in outcomes.items()],
+        "requirements": [
+            {"id": rid, "level": (levels or {}).get(rid, "MUST"), "outcome": outcome, "tests": []}
+            for rid, outcome in outcomes.items()
+        ],
     }
     path = tmp_path / "results.json"
     path.write_text(json.dumps(data), encoding="utf-8")
@@ -65,8 +67,10 @@ def test_parse_results_refuses_a_non_object(tmp_path):
 
 
 def test_parse_stdout_takes_the_worst_outcome_per_requirement():
-    text = ("PASS STREAM-007 [SHOULD] one test\nFAIL STREAM-007 [SHOULD] POST /v1/chat/completions (stream): "
-            "expected 1 finish_reason chunk, got 2\nSKIP BATCH-007\n")
+    text = (
+        "PASS STREAM-007 [SHOULD] one test\nFAIL STREAM-007 [SHOULD] POST /v1/chat/completions (stream): "
+        "expected 1 finish_reason chunk, got 2\nSKIP BATCH-007\n"
+    )
     assert parse_stdout(text) == {"STREAM-007": "Fail", "BATCH-007": "Skip"}
 
 
@@ -136,9 +140,11 @@ def test_suite_command_passes_target_keys_report_and_requirement_filter(tmp_path
 
 def test_run_suite_reads_the_results_file_of_the_command(tmp_path):
     report = tmp_path / "report"
-    script = ("import json, pathlib, sys; d = pathlib.Path(sys.argv[1]); d.mkdir(exist_ok=True); "
-              "(d / 'results.json').write_text(json.dumps({'exit_code': 1, 'verdict': 'NON-CONFORMANT', "
-              "'requirements': [{'id': 'CHAT-012', 'level': 'MUST', 'outcome': 'Fail'}]})); sys.exit(1)")
+    script = (
+        "import json, pathlib, sys; d = pathlib.Path(sys.argv[1]); d.mkdir(exist_ok=True); "
+        "(d / 'results.json').write_text(json.dumps({'exit_code': 1, 'verdict': 'NON-CONFORMANT', "
+        "'requirements': [{'id': 'CHAT-012', 'level': 'MUST', 'outcome': 'Fail'}]})); sys.exit(1)"
+    )
     command = [sys.executable, "-c", script, str(report)]
     run = run_suite("http://unused", report, command=command, timeout_s=30)
     assert run.exit_code == 1

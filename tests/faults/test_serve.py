@@ -13,8 +13,9 @@ BODY = {"model": "42-logic", "messages": [{"role": "user", "content": "Hi"}], "m
 def finish_reasons(base_url: str) -> list[str]:
     with httpx.Client(base_url=base_url, timeout=10, trust_env=False) as client:
         token = client.post("/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS['pro']}"}).json()
-        response = client.post("/v1/chat/completions", json=BODY,
-                               headers={"Authorization": f"Bearer {token['task_token']}"})
+        response = client.post(
+            "/v1/chat/completions", json=BODY, headers={"Authorization": f"Bearer {token['task_token']}"}
+        )
     assert response.status_code == 200, response.text
     events = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
     return [e for e in events if '"finish_reason":"' in e.replace(" ", "")]

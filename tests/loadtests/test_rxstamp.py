@@ -21,6 +21,25 @@ def _wait_readable(sock: socket.socket, size: int) -> None:
         time.sleep(0.001)  # poll the socket until the bytes are there
 
 
+def _enable_stamps(client: socket.socket, peer: socket.socket) -> None:
+    """Enable stamps on ``client`` and wait until the kernel really stamps its segments.
+
+    Linux turns receive stamping on machine-wide through a static key flipped by a deferred work item,
+    so the first segments after the first ``SO_TIMESTAMPNS`` may still come unstamped (``recv`` then
+    falls back to the read time). Probe bytes are sent until one comes back with a stamp.
+    """
+    assert rxstamp.enable(client)
+    deadline = time.monotonic() + 5.0
+    while True:
+        peer.sendall(b"x")
+        assert select.select([client], [], [], 5.0)[0]
+        _data, ancillary, _flags, _address = client.recvmsg(1, socket.CMSG_SPACE(16))
+        if ancillary:
+            return
+        assert time.monotonic() < deadline, "the kernel never stamped a received segment"
+        time.sleep(0.01)  # the deferred work that turns stamping on needs the CPU
+
+
 @pytest.fixture
 def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
     with socket.create_server(("127.0.0.1", 0)) as server:
@@ -33,7 +52,7 @@ def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 def test_bytes_that_waited_in_the_socket_are_timed_at_their_arrival(pair):
     client, peer = pair
-    assert rxstamp.enable(client)
+    _enable_stamps(client, peer)
     peer.sendall(b"data: token\n\n")
     # Loopback delivery can be deferred to ksoftirqd on a busy machine: wait until the bytes are
     # readable (select does not consume them), so "arrived by" is true however loaded the machine is.
@@ -49,7 +68,7 @@ def test_bytes_that_waited_in_the_socket_are_timed_at_their_arrival(pair):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SO_TIMESTAMPNS is Linux's")
 def test_the_newest_segment_of_a_read_gives_its_time(pair):
     client, peer = pair
-    assert rxstamp.enable(client)
+    _enable_stamps(client, peer)
     peer.sendall(b"a\n\n")
     _wait_readable(client, 3)
     time.sleep(0.1)  # the two segments arrive 0.1 s apart

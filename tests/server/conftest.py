@@ -42,8 +42,9 @@ AppFactory = Callable[..., FastAPI]
 def make_app() -> AppFactory:
     """Build a gateway over fresh sim engines; keyword arguments go to ServerConfig or SimChatEngine."""
 
-    def build(config: ServerConfig | None = None, chat: SimChatEngine | None = None,
-              **engine_kwargs: Any) -> FastAPI:
+    def build(
+        config: ServerConfig | None = None, chat: SimChatEngine | None = None, **engine_kwargs: Any
+    ) -> FastAPI:
         return create_app(config or ServerConfig(), chat or SimChatEngine(**engine_kwargs), SimEmbedEngine())
 
     return build
@@ -63,8 +64,13 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 def _headers(http: TestClient | httpx.Client, tier: str) -> dict[str, str]:
-    response = http.post("/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS[cast(Tier, tier)]}",
-                                                "Content-Type": "application/json"})
+    response = http.post(
+        "/api/token",
+        headers={
+            "Authorization": f"Bearer {DEMO_KEYS[cast(Tier, tier)]}",
+            "Content-Type": "application/json",
+        },
+    )
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['task_token']}"}
 
@@ -135,9 +141,14 @@ class RecordingChatEngine(SimChatEngine):
 BatchPoller = Callable[..., list[dict[str, Any]]]
 
 
-def _poll_batch(http: TestClient | httpx.Client, batch_id: str, headers: Callable[[], dict[str, str]],
-                until: Callable[[dict[str, Any]], bool] | None = None, timeout_s: float = 30.0,
-                interval_s: float = 0.05) -> list[dict[str, Any]]:
+def _poll_batch(
+    http: TestClient | httpx.Client,
+    batch_id: str,
+    headers: Callable[[], dict[str, str]],
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    timeout_s: float = 30.0,
+    interval_s: float = 0.05,
+) -> list[dict[str, Any]]:
     """GET the batch until ``until(body)`` (default: a terminal status); returns every body seen.
 
     ``headers`` is called for each poll so a long wait can exchange fresh task tokens (they live 60 s).
@@ -152,8 +163,10 @@ def _poll_batch(http: TestClient | httpx.Client, batch_id: str, headers: Callabl
         if done(seen[-1]):
             return seen
         last = seen[-1]
-        assert time.monotonic() < deadline, (f"batch not done after {timeout_s} s: {last['status']}, "
-                                             f"{last['completed']} of {last['total']} finished")
+        assert time.monotonic() < deadline, (
+            f"batch not done after {timeout_s} s: {last['status']}, "
+            f"{last['completed']} of {last['total']} finished"
+        )
         time.sleep(interval_s)
 
 
@@ -207,8 +220,9 @@ def batch_task_rows() -> Callable[[Path], list[dict[str, Any]]]:
     return _batch_task_rows
 
 
-def _check_finished_once_after_crash(data_dir: Path, at_kill: list[dict[str, Any]],
-                                     final: dict[str, Any]) -> None:
+def _check_finished_once_after_crash(
+    data_dir: Path, at_kill: list[dict[str, Any]], final: dict[str, Any]
+) -> None:
     cut_off = {r["task_id"] for r in at_kill if r["state"] == "running"}
     done_before = {r["task_id"] for r in at_kill if r["state"] == "completed"}
     assert cut_off, "no task was running at the kill: the test proved nothing"
@@ -252,30 +266,47 @@ def _pro_headers(http: httpx.Client) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['task_token']}"}
 
 
-def _crash_mid_batch(args: list[str], data_dir: Path, body: dict[str, Any],
-                     kill_when: Callable[[dict[str, Any]], bool], *, startup_timeout: float = 60,
-                     poll_timeout_s: float = 60, interval_s: float = 0.05) -> CrashRun:
+def _crash_mid_batch(
+    args: list[str],
+    data_dir: Path,
+    body: dict[str, Any],
+    kill_when: Callable[[dict[str, Any]], bool],
+    *,
+    startup_timeout: float = 60,
+    poll_timeout_s: float = 60,
+    interval_s: float = 0.05,
+) -> CrashRun:
     """Start ``python -m reference_server *args --data-dir data_dir``, submit ``body`` with the pro key,
     SIGKILL the server's process group once ``kill_when(batch)``, read the store, start a new server on
     the same data dir and poll the batch to its end (with fresh task tokens: the batch belongs to the
     key, not to a token or a process)."""
     args = [*args, "--data-dir", str(data_dir)]
-    with ServerProcess(args, startup_timeout=startup_timeout) as first, \
-            httpx.Client(base_url=first.base_url, timeout=30, trust_env=False) as http:
+    with (
+        ServerProcess(args, startup_timeout=startup_timeout) as first,
+        httpx.Client(base_url=first.base_url, timeout=30, trust_env=False) as http,
+    ):
         headers = _pro_headers(http)
         submitted = http.post("/v1/batch", headers=headers, json=body)
         assert submitted.status_code == 202, submitted.text
         batch_id = submitted.json()["batch_id"]
-        _poll_batch(http, batch_id, lambda: headers, until=kill_when, timeout_s=poll_timeout_s,
-                    interval_s=interval_s)
+        _poll_batch(
+            http, batch_id, lambda: headers, until=kill_when, timeout_s=poll_timeout_s, interval_s=interval_s
+        )
         assert first.pid is not None
         os.killpg(first.pid, signal.SIGKILL)
         assert first.wait(10) == -signal.SIGKILL
     at_kill = _batch_task_rows(data_dir)
-    with ServerProcess(args, startup_timeout=startup_timeout) as second, \
-            httpx.Client(base_url=second.base_url, timeout=30, trust_env=False) as http:
-        final = _poll_batch(http, batch_id, lambda: _pro_headers(http), timeout_s=poll_timeout_s,
-                            interval_s=max(interval_s, 0.1))[-1]
+    with (
+        ServerProcess(args, startup_timeout=startup_timeout) as second,
+        httpx.Client(base_url=second.base_url, timeout=30, trust_env=False) as http,
+    ):
+        final = _poll_batch(
+            http,
+            batch_id,
+            lambda: _pro_headers(http),
+            timeout_s=poll_timeout_s,
+            interval_s=max(interval_s, 0.1),
+        )[-1]
         stderr = second.stderr()
     return CrashRun(batch_id, at_kill, final, stderr)
 

@@ -121,7 +121,10 @@ def test_every_request_gets_its_own_line(caplog):
     for path in ("/plain", "/missing", "/plain"):
         request(app, "GET", path)
     assert [(line["path"], line["status"]) for line in lines(caplog)] == [
-        ("/plain", 200), ("/missing", 404), ("/plain", 200)]
+        ("/plain", 200),
+        ("/missing", 404),
+        ("/plain", 200),
+    ]
 
 
 def test_caller_label_set_by_require_caller_is_logged(caplog):
@@ -138,8 +141,12 @@ def test_rejected_caller_is_logged_without_label(caplog):
 
 def test_query_string_headers_and_bodies_are_never_logged(caplog):
     key = DEMO_KEYS["internal"]
-    request(make_app(), "GET", "/whoami?api_key=query-secret", headers={"Authorization": f"Bearer {key}",
-                                                                        "Cookie": "session=cookie-secret"})
+    request(
+        make_app(),
+        "GET",
+        "/whoami?api_key=query-secret",
+        headers={"Authorization": f"Bearer {key}", "Cookie": "session=cookie-secret"},
+    )
     request(make_app(), "POST", "/echo-size?token=query-secret", content=b"body-secret")
     text = "\n".join(r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER)
     for secret in (key, "query-secret", "cookie-secret", "body-secret", "Bearer", "api_key", "?"):
@@ -176,10 +183,21 @@ def test_http_errors_keep_their_status_and_have_no_error_field(caplog):
 
 
 def http_scope(**extra: Any) -> Scope:
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-            "scheme": "http", "path": "/x", "raw_path": b"/x", "query_string": b"q=secret", "root_path": "",
-            "headers": [(b"authorization", b"Bearer sk-42ai-secret")], "client": ("127.0.0.1", 1),
-            "server": ("gateway", 80), **extra}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/x",
+        "raw_path": b"/x",
+        "query_string": b"q=secret",
+        "root_path": "",
+        "headers": [(b"authorization", b"Bearer sk-42ai-secret")],
+        "client": ("127.0.0.1", 1),
+        "server": ("gateway", 80),
+        **extra,
+    }
 
 
 async def _no_body() -> Message:

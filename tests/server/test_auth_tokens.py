@@ -75,8 +75,15 @@ def make_app(auth: Authenticator) -> FastAPI:
     return app
 
 
-def call(app: FastAPI, method: str, path: str, authorization: str | None = None, *,
-         headers: dict[str, str] | None = None, **kwargs: Any) -> httpx.Response:
+def call(
+    app: FastAPI,
+    method: str,
+    path: str,
+    authorization: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
     """One request through the ASGI transport (no server, no pytest-asyncio)."""
     headers = dict(headers or {})
     if authorization is not None:
@@ -127,8 +134,9 @@ def key_id(api_key: str) -> str:
 
 def test_token_exchange_returns_200_and_a_jwt_living_60_seconds():
     app = make_app(make_auth())
-    response = call(app, "POST", "/api/token", f"Bearer {DEMO_KEYS['pro']}",
-                    headers={"Content-Type": "application/json"})
+    response = call(
+        app, "POST", "/api/token", f"Bearer {DEMO_KEYS['pro']}", headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"task_token"}
@@ -150,8 +158,14 @@ def test_token_exchange_returns_200_and_a_jwt_living_60_seconds():
 def test_token_exchange_ignores_any_body():
     app = make_app(make_auth())
     for content in (b'{"anything": 1}', b"not json at all", b""):
-        response = call(app, "POST", "/api/token", f"Bearer {DEMO_KEYS['free']}", content=content,
-                        headers={"Content-Type": "application/json"})
+        response = call(
+            app,
+            "POST",
+            "/api/token",
+            f"Bearer {DEMO_KEYS['free']}",
+            content=content,
+            headers={"Content-Type": "application/json"},
+        )
         assert response.status_code == 200, content
 
 
@@ -165,8 +179,11 @@ def test_task_token_is_accepted_on_a_protected_route():
     app = make_app(make_auth())
     response = call(app, "GET", "/v1/whoami", f"Bearer {exchange(app, DEMO_KEYS['internal'])}")
     assert response.status_code == 200
-    assert response.json() == {"key_id": key_id(DEMO_KEYS["internal"]), "label": "demo-internal",
-                               "tier": "internal"}
+    assert response.json() == {
+        "key_id": key_id(DEMO_KEYS["internal"]),
+        "label": "demo-internal",
+        "tier": "internal",
+    }
 
 
 def test_bearer_scheme_name_is_case_insensitive():
@@ -190,8 +207,10 @@ def test_missing_authorization_header_on_token_exchange_is_401():
     assert "Missing Authorization" in assert_401(call(app, "POST", "/api/token"))
 
 
-@pytest.mark.parametrize("header", ["Basic xyz", "Bearer", "Bearer ", f"Token {DEMO_KEYS['free']}",
-                                    f"Bearer {DEMO_KEYS['free']} extra"])
+@pytest.mark.parametrize(
+    "header",
+    ["Basic xyz", "Bearer", "Bearer ", f"Token {DEMO_KEYS['free']}", f"Bearer {DEMO_KEYS['free']} extra"],
+)
 def test_malformed_authorization_on_token_exchange_is_401(header):
     app = make_app(make_auth())
     message = assert_401(call(app, "POST", "/api/token", header))
@@ -266,14 +285,31 @@ def test_expired_token_from_zero_ttl_is_401_saying_expired():
 def test_token_issued_61_seconds_ago_is_401_saying_expired():
     app = make_app(make_auth())
     now = int(time.time())
-    claims = {"sub": key_id(DEMO_KEYS["free"]), "tier": "free", "label": "demo-free",
-              "iat": now - 61, "exp": now - 1, "jti": "0" * 32}
+    claims = {
+        "sub": key_id(DEMO_KEYS["free"]),
+        "tier": "free",
+        "label": "demo-free",
+        "iat": now - 61,
+        "exp": now - 1,
+        "jti": "0" * 32,
+    }
     crafted = jwt.encode(claims, SECRET, algorithm="HS256")
     assert "expired" in assert_401(call(app, "GET", "/v1/whoami", f"Bearer {crafted}")).lower()
 
 
-@pytest.mark.parametrize("header", ["Bearer abc", "Bearer a.b.c", "Bearer ", "Bearer", "Basic xyz",
-                                    "Bearer e30.e30.", "Bearer ....", "Bearer a b"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer abc",
+        "Bearer a.b.c",
+        "Bearer ",
+        "Bearer",
+        "Basic xyz",
+        "Bearer e30.e30.",
+        "Bearer ....",
+        "Bearer a b",
+    ],
+)
 def test_malformed_bearer_on_protected_route_is_401(header):
     app = make_app(make_auth())
     message = assert_401(call(app, "GET", "/v1/whoami", header))
@@ -369,33 +405,55 @@ def test_token_service_refuses_a_negative_lifetime():
 @pytest.mark.parametrize("missing", ["exp", "iat", "sub", "tier", "jti"])
 def test_token_missing_a_required_claim_is_401_even_when_signed(missing):
     now = int(time.time())
-    claims = {"sub": "0123456789abcdef", "tier": "free", "label": "x", "iat": now, "exp": now + 60,
-              "jti": "j"}
+    claims = {
+        "sub": "0123456789abcdef",
+        "tier": "free",
+        "label": "x",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+    }
     del claims[missing]
-    status, kind, message = _status_and_message(TokenService(SECRET).verify,
-                                                jwt.encode(claims, SECRET, algorithm="HS256"))
+    status, kind, message = _status_and_message(
+        TokenService(SECRET).verify, jwt.encode(claims, SECRET, algorithm="HS256")
+    )
     assert (status, kind) == (401, "authentication_error")
     assert missing in message
 
 
-@pytest.mark.parametrize("change", [{"tier": "admin"}, {"tier": None}, {"sub": ""}, {"sub": 7},
-                                    {"label": None}, {"jti": 5}])
+@pytest.mark.parametrize(
+    "change", [{"tier": "admin"}, {"tier": None}, {"sub": ""}, {"sub": 7}, {"label": None}, {"jti": 5}]
+)
 def test_token_with_wrong_claims_is_401_even_when_signed(change):
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": "0123456789abcdef", "tier": "free", "label": "x", "iat": now,
-                              "exp": now + 60, "jti": "j"}
+    claims: dict[str, Any] = {
+        "sub": "0123456789abcdef",
+        "tier": "free",
+        "label": "x",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+    }
     claims.update(change)
-    status, kind, _ = _status_and_message(TokenService(SECRET).verify,
-                                          jwt.encode(claims, SECRET, algorithm="HS256"))
+    status, kind, _ = _status_and_message(
+        TokenService(SECRET).verify, jwt.encode(claims, SECRET, algorithm="HS256")
+    )
     assert (status, kind) == (401, "authentication_error")
 
 
 def test_token_issued_in_the_future_is_401():
     now = int(time.time())
-    claims = {"sub": "0123456789abcdef", "tier": "free", "label": "x", "iat": now + 30, "exp": now + 90,
-              "jti": "j"}
-    status, _, message = _status_and_message(TokenService(SECRET).verify,
-                                             jwt.encode(claims, SECRET, algorithm="HS256"))
+    claims = {
+        "sub": "0123456789abcdef",
+        "tier": "free",
+        "label": "x",
+        "iat": now + 30,
+        "exp": now + 90,
+        "jti": "j",
+    }
+    status, _, message = _status_and_message(
+        TokenService(SECRET).verify, jwt.encode(claims, SECRET, algorithm="HS256")
+    )
     assert status == 401 and "future" in message
 
 

@@ -20,9 +20,15 @@ SIM_ARGS = ["--engine", "sim", "--sim-token-delay", "0.02", "--log-level", "warn
 
 
 def test_sigkill_mid_batch_then_restart_finishes_every_task_exactly_once(
-        tmp_path, batch_body, crash_mid_batch, check_finished_once_after_crash):
-    run = crash_mid_batch(SIM_ARGS, tmp_path / "data", batch_body(TOTAL),
-                          kill_when=lambda b: 6 <= b["completed"] <= TOTAL // 2, interval_s=0.02)
+    tmp_path, batch_body, crash_mid_batch, check_finished_once_after_crash
+):
+    run = crash_mid_batch(
+        SIM_ARGS,
+        tmp_path / "data",
+        batch_body(TOTAL),
+        kill_when=lambda b: 6 <= b["completed"] <= TOTAL // 2,
+        interval_s=0.02,
+    )
     assert 6 <= sum(r["state"] == "completed" for r in run.at_kill) < TOTAL
     assert "requeued" in run.restarted_stderr
     check_finished_once_after_crash(tmp_path / "data", run.at_kill, run.final)

@@ -65,13 +65,16 @@ def test_progress_never_goes_backwards(make_app, batch_body, poll_batch, token_h
     assert len(seen) > 2, "the batch finished too fast to watch its progress"
 
 
-def test_answers_match_the_spec_schemas(make_app, recording_engine, token_headers, poll_batch,
-                                         assert_matches_42ai_schema):
+def test_answers_match_the_spec_schemas(
+    make_app, recording_engine, token_headers, poll_batch, assert_matches_42ai_schema
+):
     engine = recording_engine(fail_on="BOOM")
     with TestClient(make_app(chat=engine), raise_server_exceptions=False) as client:
         headers = token_headers(client, "pro")
-        tasks = [{"id": "ok", "messages": TASK},
-                 {"id": "bad", "messages": [{"role": "user", "content": "BOOM"}]}]
+        tasks = [
+            {"id": "ok", "messages": TASK},
+            {"id": "bad", "messages": [{"role": "user", "content": "BOOM"}]},
+        ]
         submitted = _submit(client, headers, {"model": "42-logic", "tasks": tasks})
         seen = poll_batch(client, submitted["batch_id"], lambda: headers)
         missing = client.get("/v1/batch/batch_nope", headers=headers).json()
@@ -103,8 +106,10 @@ def test_failed_task_is_reported_and_the_rest_complete(make_app, recording_engin
     engine = recording_engine(fail_on="BOOM")
     with TestClient(make_app(chat=engine), raise_server_exceptions=False) as client:
         headers = token_headers(client, "pro")
-        tasks = [{"id": "ok", "messages": TASK},
-                 {"id": "bad", "messages": [{"role": "user", "content": "BOOM"}]}]
+        tasks = [
+            {"id": "ok", "messages": TASK},
+            {"id": "bad", "messages": [{"role": "user", "content": "BOOM"}]},
+        ]
         batch_id = _submit(client, headers, {"model": "42-logic", "tasks": tasks})["batch_id"]
         final = poll_batch(client, batch_id, lambda: headers)[-1]
     assert final["status"] == "failed"
@@ -118,7 +123,8 @@ def test_failed_task_is_reported_and_the_rest_complete(make_app, recording_engin
 
 @pytest.mark.parametrize(("tier", "workers"), [("free", 1), ("pro", 3)])
 def test_batch_runs_at_most_tier_concurrency_tasks_at_once(
-        make_app, recording_engine, token_headers, poll_batch, batch_body, tier, workers):
+    make_app, recording_engine, token_headers, poll_batch, batch_body, tier, workers
+):
     engine = recording_engine(token_delay_s=0.003)
     with TestClient(make_app(chat=engine), raise_server_exceptions=False) as client:
         headers = token_headers(client, tier)
@@ -128,7 +134,8 @@ def test_batch_runs_at_most_tier_concurrency_tasks_at_once(
 
 
 def test_interactive_request_of_the_same_key_is_not_refused_during_a_batch(
-        make_app, recording_engine, token_headers, poll_batch, batch_body):
+    make_app, recording_engine, token_headers, poll_batch, batch_body
+):
     # Free tier: one interactive slot, one batch worker, kept apart; the chat must get 200, not 429.
     engine = recording_engine(token_delay_s=0.01)
     with TestClient(make_app(chat=engine), raise_server_exceptions=False) as client:
@@ -136,14 +143,18 @@ def test_interactive_request_of_the_same_key_is_not_refused_during_a_batch(
         batch_id = _submit(client, headers, batch_body(4))["batch_id"]
         poll_batch(client, batch_id, lambda: headers, until=lambda b: b["status"] == "running")
         assert engine.in_flight == 1  # a batch task runs now
-        chat = client.post("/v1/chat/completions", headers=headers,
-                           json={"model": "42-logic", "messages": TASK, "max_tokens": 4})
+        chat = client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "42-logic", "messages": TASK, "max_tokens": 4},
+        )
         assert chat.status_code == 200, chat.text
         assert poll_batch(client, batch_id, lambda: headers)[-1]["status"] == "completed"
 
 
 def test_batches_of_two_keys_run_side_by_side(
-        make_app, recording_engine, token_headers, poll_batch, batch_body):
+    make_app, recording_engine, token_headers, poll_batch, batch_body
+):
     # Each free key has its own worker: two keys' batches overlap, each one task at a time.
     engine = recording_engine(token_delay_s=0.01)
     with TestClient(make_app(chat=engine), raise_server_exceptions=False) as client:
@@ -186,28 +197,52 @@ def _many(n: int) -> dict[str, Any]:
 
 
 BAD_BATCHES = {
-    "duplicate-ids": ({"model": "42-logic", "tasks": [{"id": "a", "messages": TASK}] * 2}, 422,
-                      "invalid_request_error"),
-    "empty-id": ({"model": "42-logic", "tasks": [{"id": "", "messages": TASK}]}, 422,
-                 "invalid_request_error"),
+    "duplicate-ids": (
+        {"model": "42-logic", "tasks": [{"id": "a", "messages": TASK}] * 2},
+        422,
+        "invalid_request_error",
+    ),
+    "empty-id": (
+        {"model": "42-logic", "tasks": [{"id": "", "messages": TASK}]},
+        422,
+        "invalid_request_error",
+    ),
     "too-many-tasks": (_many(MAX_BATCH_TASKS + 1), 422, "invalid_request_error"),
     "no-tasks": ({"model": "42-logic", "tasks": []}, 422, "invalid_request_error"),
     "missing-tasks": ({"model": "42-logic"}, 422, "invalid_request_error"),
-    "empty-messages": ({"model": "42-logic", "tasks": [{"id": "a", "messages": []}]}, 422,
-                       "invalid_request_error"),
-    "id-not-a-string": ({"model": "42-logic", "tasks": [{"id": 1, "messages": TASK}]}, 422,
-                        "invalid_request_error"),
-    "model-not-a-string": ({"model": 42, "tasks": [{"id": "a", "messages": TASK}]}, 422,
-                           "invalid_request_error"),
+    "empty-messages": (
+        {"model": "42-logic", "tasks": [{"id": "a", "messages": []}]},
+        422,
+        "invalid_request_error",
+    ),
+    "id-not-a-string": (
+        {"model": "42-logic", "tasks": [{"id": 1, "messages": TASK}]},
+        422,
+        "invalid_request_error",
+    ),
+    "model-not-a-string": (
+        {"model": 42, "tasks": [{"id": "a", "messages": TASK}]},
+        422,
+        "invalid_request_error",
+    ),
     "tasks-not-a-list": ({"model": "42-logic", "tasks": {"a": TASK}}, 422, "invalid_request_error"),
-    "bad-role": ({"model": "42-logic", "tasks": [{"id": "a", "messages": [{"role": "x", "content": "y"}]}]},
-                 422, "invalid_request_error"),
+    "bad-role": (
+        {"model": "42-logic", "tasks": [{"id": "a", "messages": [{"role": "x", "content": "y"}]}]},
+        422,
+        "invalid_request_error",
+    ),
     "max-tokens-zero": ({**_many(1), "max_tokens": 0}, 422, "invalid_request_error"),
     "unknown-model": ({"model": "42-nope", "tasks": [{"id": "a", "messages": TASK}]}, 404, "model_not_found"),
-    "embedding-model": ({"model": "42-embed", "tasks": [{"id": "a", "messages": TASK}]}, 400,
-                        "invalid_request_error"),
-    "disallowed-model": ({"model": "42-think", "tasks": [{"id": "a", "messages": TASK}]}, 403,
-                         "permission_error"),
+    "embedding-model": (
+        {"model": "42-embed", "tasks": [{"id": "a", "messages": TASK}]},
+        400,
+        "invalid_request_error",
+    ),
+    "disallowed-model": (
+        {"model": "42-think", "tasks": [{"id": "a", "messages": TASK}]},
+        403,
+        "permission_error",
+    ),
     "too-long-for-context": ({**_many(1), "max_tokens": 5000}, 400, "invalid_request_error"),
 }
 
@@ -221,11 +256,15 @@ def test_bad_batch_is_refused_in_the_envelope(client, headers_for, body, status,
 
 
 def test_malformed_json_is_400(client, headers_for):
-    response = client.post("/v1/batch", content=b'{"model": "42-logic", "tasks": [',
-                           headers={**headers_for("pro"), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/batch",
+        content=b'{"model": "42-logic", "tasks": [',
+        headers={**headers_for("pro"), "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
-    assert response.json() == {"error": {"message": "Request body is not valid JSON",
-                                         "type": "invalid_request_error"}}
+    assert response.json() == {
+        "error": {"message": "Request body is not valid JSON", "type": "invalid_request_error"}
+    }
 
 
 def test_refused_batch_stores_nothing(make_app, recording_engine, token_headers, tmp_path):
@@ -233,8 +272,10 @@ def test_refused_batch_stores_nothing(make_app, recording_engine, token_headers,
     engine = recording_engine()
     app = make_app(ServerConfig(data_dir=tmp_path), chat=engine)
     with TestClient(app, raise_server_exceptions=False) as c:
-        tasks = [{"id": "fine", "messages": TASK},
-                 {"id": "huge", "messages": [{"role": "user", "content": "word " * 3000}]}]
+        tasks = [
+            {"id": "fine", "messages": TASK},
+            {"id": "huge", "messages": [{"role": "user", "content": "word " * 3000}]},
+        ]
         body = {"model": "42-logic", "tasks": tasks}
         response = c.post("/v1/batch", headers=token_headers(c, "pro"), json=body)
         assert response.status_code == 400

@@ -78,8 +78,11 @@ def test_a_batch_with_a_failed_task_ends_failed(store):
         store.finish(task, "run", "ok")
     view = store.view("b1", "key-a")
     assert (view.status, view.completed, view.failed) == ("failed", 3, 1)
-    assert view.results["t0"] == {"content": None, "status": "failed",
-                                  "error": {"message": "engine down", "type": "service_unavailable"}}
+    assert view.results["t0"] == {
+        "content": None,
+        "status": "failed",
+        "error": {"message": "engine down", "type": "service_unavailable"},
+    }
 
 
 def test_view_hides_another_owners_batch(store):

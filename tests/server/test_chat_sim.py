@@ -86,8 +86,12 @@ def test_response_format_object_or_null_is_accepted(client, headers_for):
 
 
 def test_system_user_assistant_conversation_is_accepted(client, headers_for):
-    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"},
-                {"role": "assistant", "content": "a"}, {"role": "user", "content": "u2"}]
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "u"},
+        {"role": "assistant", "content": "a"},
+        {"role": "user", "content": "u2"},
+    ]
     assert chat(client, headers_for("free"), messages=messages).status_code == 200
 
 
@@ -125,6 +129,7 @@ def test_response_format_needs_a_known_type(client, headers_for):
         answer = client.post("/v1/chat/completions", headers=headers, json={**base, "response_format": bad})
         assert answer.status_code == 422, (bad, answer.text)
         assert answer.json()["error"]["type"] == "invalid_request_error"
-    ok = client.post("/v1/chat/completions", headers=headers,
-                     json={**base, "response_format": {"type": "text"}})
+    ok = client.post(
+        "/v1/chat/completions", headers=headers, json={**base, "response_format": {"type": "text"}}
+    )
     assert ok.status_code == 200, ok.text

@@ -116,16 +116,23 @@ def test_no_client_error_is_answered_with_a_5xx(client, headers_for):
     headers = headers_for("free")
     m = b'"model": "42-logic", "messages": '
     x = m + b'[{"role": "user", "content": "x"}]'
-    bad_bodies = [b"", b"[]", b"null", b'"text"', b"{}", b'{"model": null, "messages": null}',
-                  b"{" + m + b'[{"role": "user"}]}',
-                  b"{" + m + b'[{"role": "user", "content": 5}]}',
-                  b"{" + m + b'[{"role": "user", "content": []}]}',
-                  b"{" + m + b'[{"role": "user", "content": [{"type": "video"}]}]}',
-                  b"{" + x + b', "temperature": 9}',
-                  b"{" + x + b', "temperature": "0.5"}',
-                  b"{" + x + b', "stream_options": 1}',
-                  b"{" + x + b', "max_tokens": 1.5}',
-                  b"\xff\xfe"]
+    bad_bodies = [
+        b"",
+        b"[]",
+        b"null",
+        b'"text"',
+        b"{}",
+        b'{"model": null, "messages": null}',
+        b"{" + m + b'[{"role": "user"}]}',
+        b"{" + m + b'[{"role": "user", "content": 5}]}',
+        b"{" + m + b'[{"role": "user", "content": []}]}',
+        b"{" + m + b'[{"role": "user", "content": [{"type": "video"}]}]}',
+        b"{" + x + b', "temperature": 9}',
+        b"{" + x + b', "temperature": "0.5"}',
+        b"{" + x + b', "stream_options": 1}',
+        b"{" + x + b', "max_tokens": 1.5}',
+        b"\xff\xfe",
+    ]
     for raw in bad_bodies:
         response = client.post(URL, headers={**headers, "Content-Type": "application/json"}, content=raw)
         assert 400 <= response.status_code < 500, (raw, response.status_code, response.text)

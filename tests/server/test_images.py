@@ -29,8 +29,12 @@ def data_url(raw: bytes, media="image/png") -> str:
 
 
 def image_message(url: str, text="What is in this image?"):
-    return [{"role": "user", "content": [{"type": "text", "text": text},
-                                         {"type": "image_url", "image_url": {"url": url}}]}]
+    return [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": text}, {"type": "image_url", "image_url": {"url": url}}],
+        }
+    ]
 
 
 def assert_rejected(url, image_dir=None):
@@ -123,8 +127,12 @@ def test_image_description_reaches_the_engine_as_text(client, headers_for):
     headers = headers_for("pro")
     plain = [{"role": "user", "content": "What is in this image?"}]
     with_image = image_message(data_url(png_bytes()))
-    tokens = [client.post(URL, headers=headers, json={"model": "42-vision", "messages": m}).json()
-              ["usage"]["prompt_tokens"] for m in (plain, with_image)]
+    tokens = [
+        client.post(URL, headers=headers, json={"model": "42-vision", "messages": m}).json()["usage"][
+            "prompt_tokens"
+        ]
+        for m in (plain, with_image)
+    ]
     assert tokens[1] > tokens[0]
 
 

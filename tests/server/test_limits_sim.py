@@ -87,10 +87,17 @@ def test_internal_key_gets_eight_simultaneous_requests(make_app, token_headers, 
 def test_limit_counts_chat_and_embeddings_of_a_key_together(make_app, token_headers, run_async):
     app = make_app(token_delay_s=SLOW_TOKEN_S)
     headers = headers_of(app, token_headers, "free")
+    gateway = gateway_of(app)
+    caller = gateway.auth.keystore.lookup(DEMO_KEYS["free"])
+    assert caller is not None
 
     async def scenario(client):
         chat = asyncio.create_task(client.post(URL, headers=headers, json=BODY))
-        await asyncio.sleep(SLOW_TOKEN_S * 5)  # the chat holds the slot now
+        # Wait on the state itself: the embedding request goes out once the chat holds the key's slot.
+        deadline = time.monotonic() + 5
+        while not gateway.limiter.in_flight(caller.key_id) and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        assert gateway.limiter.in_flight(caller.key_id) == 1
         embed = await client.post("/v1/embeddings", headers=headers, json={"model": "42-embed", "input": "x"})
         return await chat, embed
 

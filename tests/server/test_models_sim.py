@@ -33,8 +33,11 @@ def test_every_listed_chat_model_answers_an_internal_key(client, headers_for):
         if m["id"] == "42-embed":
             response = client.post("/v1/embeddings", headers=headers, json={"model": m["id"], "input": "x"})
         else:
-            response = client.post("/v1/chat/completions", headers=headers,
-                                   json={"model": m["id"], "messages": [{"role": "user", "content": "hi"}]})
+            response = client.post(
+                "/v1/chat/completions",
+                headers=headers,
+                json={"model": m["id"], "messages": [{"role": "user", "content": "hi"}]},
+            )
         assert response.status_code == 200, m["id"]
 
 
@@ -52,6 +55,9 @@ def test_fortytwo_flavour_lists_the_chat_models_the_key_may_use(make_app):
             listed = [m["id"] for m in client.get("/v1/models", headers=headers).json()["data"]]
             assert listed == [m.id for m in MODELS.values() if m.kind == "chat" and tier in m.tiers]
             for model in listed:
-                answer = client.post("/v1/chat/completions", headers=headers, json={
-                    "model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+                answer = client.post(
+                    "/v1/chat/completions",
+                    headers=headers,
+                    json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+                )
                 assert answer.status_code == 200, answer.text

@@ -36,10 +36,13 @@ def test_design_analysis_runs_scan_then_plan(client, headers_for):
     assert body["final_output"] == body["results"][-1]["content"]
 
 
-def test_answers_match_the_spec_schema(tmp_path, make_app, recording_engine, token_headers,
-                                        assert_matches_42ai_schema):
-    (tmp_path / "two.yaml").write_text("steps:\n  - {id: a, model: 42-logic, prompt: BOOM}\n"
-                                       "  - {id: b, model: 42-logic, prompt: '{{a.content}}'}\n")
+def test_answers_match_the_spec_schema(
+    tmp_path, make_app, recording_engine, token_headers, assert_matches_42ai_schema
+):
+    (tmp_path / "two.yaml").write_text(
+        "steps:\n  - {id: a, model: 42-logic, prompt: BOOM}\n"
+        "  - {id: b, model: 42-logic, prompt: '{{a.content}}'}\n"
+    )
     app = make_app(ServerConfig(pipeline_dir=tmp_path), chat=recording_engine(fail_on="BOOM"))
     with TestClient(app, raise_server_exceptions=False) as client:
         headers = token_headers(client, "pro")
@@ -82,8 +85,11 @@ def test_free_tier_is_refused_before_any_step_runs(make_app, recording_engine, t
 
 
 def test_free_tier_may_run_a_template_of_free_models(client, headers_for):
-    response = client.post("/v1/pipeline", headers=headers_for("free"),
-                           json={"template": "draft-review", "input": {"text": "tea"}})
+    response = client.post(
+        "/v1/pipeline",
+        headers=headers_for("free"),
+        json={"template": "draft-review", "input": {"text": "tea"}},
+    )
     assert response.status_code == 200, response.text
     assert [s["id"] for s in response.json()["results"]] == ["draft", "review"]
 
@@ -98,8 +104,11 @@ def test_a_failing_step_stops_the_chain(tmp_path, make_app, recording_engine, to
     engine = recording_engine(fail_on="BOOM")
     app = make_app(ServerConfig(pipeline_dir=tmp_path), chat=engine)
     with TestClient(app, raise_server_exceptions=False) as client:
-        response = client.post("/v1/pipeline", headers=token_headers(client, "pro"),
-                               json={"template": "three", "input": {"text": "x"}})
+        response = client.post(
+            "/v1/pipeline",
+            headers=token_headers(client, "pro"),
+            json={"template": "three", "input": {"text": "x"}},
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "failed"
@@ -108,16 +117,22 @@ def test_a_failing_step_stops_the_chain(tmp_path, make_app, recording_engine, to
     assert one["status"] == "completed" and one["content"]
     assert two["status"] == "failed" and two["content"] is None
     assert two["error"]["type"] == "internal_error" and "'two'" in two["error"]["message"]
-    assert three == {"id": "three", "model": "42-logic", "status": "skipped", "content": None,
-                     "duration_ms": None}
+    assert three == {
+        "id": "three",
+        "model": "42-logic",
+        "status": "skipped",
+        "content": None,
+        "duration_ms": None,
+    }
     assert len(engine.bodies) == 2  # step three never reached the engine
 
 
 def test_a_step_over_the_context_fails_cleanly(tmp_path, make_app, token_headers):
     (tmp_path / "long.yaml").write_text("steps:\n  - {id: a, model: 42-logic, max_tokens: 5000, prompt: x}\n")
     with TestClient(make_app(ServerConfig(pipeline_dir=tmp_path)), raise_server_exceptions=False) as client:
-        response = client.post("/v1/pipeline", headers=token_headers(client, "pro"),
-                               json={"template": "long", "input": {}})
+        response = client.post(
+            "/v1/pipeline", headers=token_headers(client, "pro"), json={"template": "long", "input": {}}
+        )
     assert response.status_code == 200
     (step,) = response.json()["results"]
     assert step["status"] == "failed" and step["error"]["type"] == "invalid_request_error"
@@ -140,8 +155,11 @@ def test_pipeline_holds_one_concurrency_slot_while_it_runs(make_app, recording_e
         while engine.in_flight == 0:  # wait until the first step is at the engine
             assert time.monotonic() < deadline
             time.sleep(0.005)
-        second = client.post("/v1/chat/completions", headers=headers,
-                             json={"model": "42-logic", "messages": [{"role": "user", "content": "hi"}]})
+        second = client.post(
+            "/v1/chat/completions",
+            headers=headers,
+            json={"model": "42-logic", "messages": [{"role": "user", "content": "hi"}]},
+        )
         runner.join(10)
     assert results == [200]
     assert second.status_code == 429
@@ -154,12 +172,21 @@ BAD_PIPELINES = {
     "unknown-template": ({"template": "nope", "input": {}}, 404, "not_found"),
     "empty-template-name": ({"template": "", "input": {}}, 404, "not_found"),
     "missing-image-input": ({"template": "design-analysis", "input": {}}, 400, "invalid_request_error"),
-    "image-not-a-string": ({"template": "design-analysis", "input": {"image_url": 5}}, 400,
-                           "invalid_request_error"),
-    "remote-image": ({"template": "design-analysis", "input": {"image_url": "https://example.com/d.png"}},
-                     400, "invalid_request_error"),
-    "not-an-image": ({"template": "design-analysis", "input": {"image_url": "data:image/png;base64,aGk="}},
-                     400, "invalid_request_error"),
+    "image-not-a-string": (
+        {"template": "design-analysis", "input": {"image_url": 5}},
+        400,
+        "invalid_request_error",
+    ),
+    "remote-image": (
+        {"template": "design-analysis", "input": {"image_url": "https://example.com/d.png"}},
+        400,
+        "invalid_request_error",
+    ),
+    "not-an-image": (
+        {"template": "design-analysis", "input": {"image_url": "data:image/png;base64,aGk="}},
+        400,
+        "invalid_request_error",
+    ),
     "missing-input": ({"template": "design-analysis"}, 422, "invalid_request_error"),
     "missing-template": ({"input": {}}, 422, "invalid_request_error"),
     "template-not-a-string": ({"template": 1, "input": {}}, 422, "invalid_request_error"),
@@ -176,8 +203,11 @@ def test_bad_pipeline_request_is_refused_in_the_envelope(client, headers_for, bo
 
 
 def test_malformed_json_is_400(client, headers_for):
-    response = client.post("/v1/pipeline", content=b'{"template": ',
-                           headers={**headers_for("pro"), "Content-Type": "application/json"})
+    response = client.post(
+        "/v1/pipeline",
+        content=b'{"template": ',
+        headers={**headers_for("pro"), "Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
 

@@ -28,32 +28,52 @@ def test_shipped_templates_load():
 
 
 BAD_TEMPLATES = {
-    "unknown-step": (_steps("{id: a, model: 42-logic, prompt: '{{ghost.content}}'}"),
-                     "step 'a': reference {{ghost.content}} names unknown step 'ghost'"),
-    "forward-reference": (_steps("{id: a, model: 42-logic, prompt: '{{b.content}}'}",
-                                 "{id: b, model: 42-logic, prompt: x}"),
-                          "step 'a': forward reference {{b.content}}: step 'b' runs later"),
-    "cycle": (_steps("{id: a, model: 42-logic, prompt: '{{a.content}}'}"),
-              "step 'a': reference {{a.content}} refers to the step itself (a cycle)"),
+    "unknown-step": (
+        _steps("{id: a, model: 42-logic, prompt: '{{ghost.content}}'}"),
+        "step 'a': reference {{ghost.content}} names unknown step 'ghost'",
+    ),
+    "forward-reference": (
+        _steps("{id: a, model: 42-logic, prompt: '{{b.content}}'}", "{id: b, model: 42-logic, prompt: x}"),
+        "step 'a': forward reference {{b.content}}: step 'b' runs later",
+    ),
+    "cycle": (
+        _steps("{id: a, model: 42-logic, prompt: '{{a.content}}'}"),
+        "step 'a': reference {{a.content}} refers to the step itself (a cycle)",
+    ),
     "unknown-model": (_steps("{id: a, model: 42-nope, prompt: x}"), "step 'a': unknown model '42-nope'"),
     "embedding-model": (_steps("{id: a, model: 42-embed, prompt: x}"), "step 'a': unknown model '42-embed'"),
-    "image-on-text-model": (_steps("{id: a, model: 42-logic, prompt: x, image: '{{input.img}}'}"),
-                            "step 'a': model 42-logic does not accept images"),
-    "image-from-a-step": (_steps("{id: a, model: 42-logic, prompt: x}",
-                                 "{id: b, model: 42-vision, prompt: x, image: '{{a.content}}'}"),
-                          "step 'b': image must be one input reference"),
-    "malformed-reference": (_steps("{id: a, model: 42-logic, prompt: '{{ nope }}'}"),
-                            "step 'a': malformed reference"),
-    "unknown-member": (_steps("{id: a, model: 42-logic, prompt: x}",
-                              "{id: b, model: 42-logic, prompt: '{{a.output}}'}"),
-                       "step 'b': reference {{a.output}}: a step only offers .content"),
-    "duplicate-id": (_steps("{id: a, model: 42-logic, prompt: x}", "{id: a, model: 42-logic, prompt: y}"),
-                     "step 'a': id used twice"),
-    "unknown-field": (_steps("{id: a, model: 42-logic, prompt: x, temperature: 1}"),
-                      "step 'a': unknown field(s) temperature"),
+    "image-on-text-model": (
+        _steps("{id: a, model: 42-logic, prompt: x, image: '{{input.img}}'}"),
+        "step 'a': model 42-logic does not accept images",
+    ),
+    "image-from-a-step": (
+        _steps(
+            "{id: a, model: 42-logic, prompt: x}",
+            "{id: b, model: 42-vision, prompt: x, image: '{{a.content}}'}",
+        ),
+        "step 'b': image must be one input reference",
+    ),
+    "malformed-reference": (
+        _steps("{id: a, model: 42-logic, prompt: '{{ nope }}'}"),
+        "step 'a': malformed reference",
+    ),
+    "unknown-member": (
+        _steps("{id: a, model: 42-logic, prompt: x}", "{id: b, model: 42-logic, prompt: '{{a.output}}'}"),
+        "step 'b': reference {{a.output}}: a step only offers .content",
+    ),
+    "duplicate-id": (
+        _steps("{id: a, model: 42-logic, prompt: x}", "{id: a, model: 42-logic, prompt: y}"),
+        "step 'a': id used twice",
+    ),
+    "unknown-field": (
+        _steps("{id: a, model: 42-logic, prompt: x, temperature: 1}"),
+        "step 'a': unknown field(s) temperature",
+    ),
     "missing-prompt": (_steps("{id: a, model: 42-logic}"), "step 'a': prompt must be a non-empty string"),
-    "bad-max-tokens": (_steps("{id: a, model: 42-logic, prompt: x, max_tokens: 0}"),
-                       "step 'a': max_tokens must be a positive integer"),
+    "bad-max-tokens": (
+        _steps("{id: a, model: 42-logic, prompt: x, max_tokens: 0}"),
+        "step 'a': max_tokens must be a positive integer",
+    ),
     "step-id-input": (_steps("{id: input, model: 42-logic, prompt: x}"), "step 1: id must be a name"),
     "no-steps": ({"steps": []}, "steps must be a non-empty list"),
     "not-a-mapping": (["a"], "expected a mapping with steps"),
@@ -69,10 +89,13 @@ def test_bad_template_is_refused_naming_template_and_step(data, message):
 
 
 def test_inputs_are_collected_from_prompts_and_images():
-    template = parse_template("t", _steps(
-        "{id: a, model: 42-vision, prompt: '{{input.q}}', image: '{{input.pic}}'}",
-        "{id: b, model: 42-logic, system: '{{input.role}}', prompt: '{{a.content}} {{input.q}}'}",
-    ))
+    template = parse_template(
+        "t",
+        _steps(
+            "{id: a, model: 42-vision, prompt: '{{input.q}}', image: '{{input.pic}}'}",
+            "{id: b, model: 42-logic, system: '{{input.role}}', prompt: '{{a.content}} {{input.q}}'}",
+        ),
+    )
     assert set(template.inputs) == {"q", "pic", "role"}
 
 

@@ -73,8 +73,11 @@ def test_port_file_and_banner(server):
 
 def test_token_exchange_chat_and_stream(http):
     headers = _task_headers(http)
-    request = {"model": "42-logic", "messages": [{"role": "user", "content": "Say something."}],
-               "max_tokens": 5}
+    request = {
+        "model": "42-logic",
+        "messages": [{"role": "user", "content": "Say something."}],
+        "max_tokens": 5,
+    }
     response = http.post("/v1/chat/completions", json=request, headers=headers)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -89,7 +92,7 @@ def test_token_exchange_chat_and_stream(http):
     with http.stream("POST", "/v1/chat/completions", json=stream_request, headers=headers) as streamed:
         assert streamed.status_code == 200
         assert streamed.headers["content-type"].startswith("text/event-stream")
-        data = [line[len("data: "):] for line in streamed.iter_lines() if line.startswith("data: ")]
+        data = [line[len("data: ") :] for line in streamed.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]"
     chunks = [json.loads(d) for d in data[:-1]]
     assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
@@ -123,9 +126,24 @@ def test_stop_signal_exits_0_without_traceback(sig, tmp_path):
 
 def test_setup_error_exits_2_with_a_message(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "reference_server", "--engine", "sim", "--port", "0",
-         "--keys-file", str(tmp_path / "missing.toml"), "--cache-dir", str(tmp_path)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "reference_server",
+            "--engine",
+            "sim",
+            "--port",
+            "0",
+            "--keys-file",
+            str(tmp_path / "missing.toml"),
+            "--cache-dir",
+            str(tmp_path),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "missing.toml" in done.stderr
@@ -140,8 +158,9 @@ def test_missing_vllm_exits_2_with_the_install_command(tmp_path):
         "from reference_server.cli import main; "
         f"raise SystemExit(main(['--engine', 'vllm', '--port', '0', '--cache-dir', {str(tmp_path)!r}]))"
     )
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                          timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 2, done.stderr
     assert "make vllm" in done.stderr
     assert "pip install -e '.[vllm]'" in done.stderr

@@ -29,7 +29,7 @@ def events(response) -> list[str]:
     out = []
     for event in text[:-2].split("\n\n"):
         assert event.startswith("data: ") and "\n" not in event, event
-        out.append(event[len("data: "):])
+        out.append(event[len("data: ") :])
     return out
 
 
@@ -61,7 +61,7 @@ def test_exactly_one_finish_reason_and_no_content_after_it(client, headers_for):
     finishing = [i for i, c in enumerate(parsed) if c["choices"] and c["choices"][0].get("finish_reason")]
     assert len(finishing) == 1
     assert parsed[finishing[0]]["choices"][0]["finish_reason"] in ("stop", "length", "content_filter")
-    after = parsed[finishing[0] + 1:]
+    after = parsed[finishing[0] + 1 :]
     assert not any(c["choices"] and c["choices"][0]["delta"].get("content") for c in after)
 
 

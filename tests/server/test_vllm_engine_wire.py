@@ -29,8 +29,13 @@ Handler = Callable[[bytes], list[bytes]]  # request body -> raw response pieces,
 
 
 def _event(content: str, model: str = CHAT_SERVED_NAMES[0]) -> bytes:
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
-             "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}]}
+    chunk = {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+    }
     return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
 
 
@@ -51,8 +56,14 @@ def upstream() -> Iterator[Callable[[Handler], str]]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                               if line.lower().startswith(b"content-length:")), 0)
+                length = next(
+                    (
+                        int(line.split(b":")[1])
+                        for line in head.split(b"\r\n")
+                        if line.lower().startswith(b"content-length:")
+                    ),
+                    0,
+                )
                 for piece in handler(await reader.readexactly(length)):
                     writer.write(piece)
                     await writer.drain()
@@ -106,12 +117,15 @@ def test_stream_passes_events_through_whole_with_the_requested_model(upstream):
     assert got == [e.replace(b'"model":"42-think"', b'"model":"42-logic"') for e in events]
 
 
-@pytest.mark.parametrize(("status", "expected_status", "expected_type"), [
-    (404, 404, "model_not_found"),
-    (400, 400, "invalid_request_error"),
-    (500, 500, "internal_error"),
-    (503, 503, "service_unavailable"),
-])
+@pytest.mark.parametrize(
+    ("status", "expected_status", "expected_type"),
+    [
+        (404, 404, "model_not_found"),
+        (400, 400, "invalid_request_error"),
+        (500, 500, "internal_error"),
+        (503, 503, "service_unavailable"),
+    ],
+)
 def test_upstream_errors_map_to_the_envelope(upstream, status, expected_status, expected_type):
     error = json.dumps({"error": {"message": "boom", "type": "BadRequestError"}}).encode()
     url = upstream(lambda _body: _chunked(status, [error], "application/json"))
@@ -149,8 +163,14 @@ def test_engine_down_is_503_with_retry_after():
 
 
 def test_complete_sets_the_requested_model(upstream):
-    answer = {"id": "c1", "object": "chat.completion", "created": 1, "model": "42-think", "choices": [],
-              "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1}}
+    answer = {
+        "id": "c1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": "42-think",
+        "choices": [],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 0, "total_tokens": 1},
+    }
     url = upstream(lambda _body: _chunked(200, [json.dumps(answer).encode()], "application/json"))
     engine = _engine(url)
 
@@ -163,21 +183,31 @@ def test_complete_sets_the_requested_model(upstream):
     assert asyncio.run(run())["model"] == "42-logic"
 
 
-@pytest.mark.parametrize("messages", [
-    [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}],
-    [{"role": "user", "content": "Hello"}, {"role": "assistant", "content": "Hi, how can I help?"},
-     {"role": "user", "content": "Translate: \u00e9t\u00e9, \u65e5\u672c\u8a9e, emoji \U0001f600"
-                                 "\n\ttabs  and  spaces"}],
-    [{"role": "user", "content": ""}],
-    [{"role": "user", "content": "<|im_start|>user\nnot a real turn<|im_end|>"}],
-    [{"role": "user", "content": "word " * 1500}],
-])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi!"}],
+        [
+            {"role": "user", "content": "Hello"},
+            {"role": "assistant", "content": "Hi, how can I help?"},
+            {
+                "role": "user",
+                "content": "Translate: \u00e9t\u00e9, \u65e5\u672c\u8a9e, emoji \U0001f600"
+                "\n\ttabs  and  spaces",
+            },
+        ],
+        [{"role": "user", "content": ""}],
+        [{"role": "user", "content": "<|im_start|>user\nnot a real turn<|im_end|>"}],
+        [{"role": "user", "content": "word " * 1500}],
+    ],
+)
 def test_prompt_tokens_are_counted_as_the_chat_template_tokenizes(messages):
     # The gateway's count decides the context-length 400 and the KV 503 before vLLM sees the request, so
     # it must equal transformers' own apply_chat_template(tokenize=True), which is what vLLM runs.
     engine = VllmChatEngine("http://127.0.0.1:9", CHAT_SERVED_NAMES, chat_model_dir(CACHE), 2048, None)
     counted = engine.count_prompt_tokens(messages)  # first: transformers' own call resets tokenizer state
-    reference = engine._tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                      return_dict=False)
+    reference = engine._tokenizer.apply_chat_template(
+        messages, add_generation_prompt=True, tokenize=True, return_dict=False
+    )
     assert counted == len(reference)

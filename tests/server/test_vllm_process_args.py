@@ -21,7 +21,7 @@ def test_every_served_name_follows_one_flag(tmp_path):
     proc, argv = _argv(tmp_path, ("42-think", "42-logic", "42-general"))
     assert argv.count("--served-model-name") == 1
     at = argv.index("--served-model-name")
-    assert argv[at + 1:at + 4] == ["42-think", "42-logic", "42-general"]
+    assert argv[at + 1 : at + 4] == ["42-think", "42-logic", "42-general"]
     assert proc.served_model_name == "42-think"  # the name vLLM echoes
 
 
@@ -58,10 +58,11 @@ def test_the_server_and_what_it_starts_run_at_the_given_niceness(tmp_path):
     # A stand-in interpreter that starts a child of its own (as vLLM starts its engine core) and waits:
     # both must run at the niceness, which they inherit only if it is set before exec.
     fake = tmp_path / "python"
-    fake.write_text("#!/bin/sh\nsleep 60 &\necho $! > \"$0.child\"\nwait\n")
+    fake.write_text('#!/bin/sh\nsleep 60 &\necho $! > "$0.child"\nwait\n')
     fake.chmod(0o755)
-    proc = VllmProcess("/models/chat", "42-think", cache_root=tmp_path, log_file=tmp_path / "log",
-                       python=fake, nice=7)
+    proc = VllmProcess(
+        "/models/chat", "42-think", cache_root=tmp_path, log_file=tmp_path / "log", python=fake, nice=7
+    )
     proc.start()
     try:
         child_file = Path(f"{fake}.child")

@@ -85,11 +85,23 @@ def _clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_conform42(tmp_path: Path) -> RunConform42:
     """Run ``conform42 ARGS`` from a scratch directory (not the checkout); bounded by ``timeout``."""
 
-    def run(args: Sequence[str], *, timeout: float = 120, env: dict[str, str] | None = None,
-            cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(CONFORM42), *args], cwd=cwd or tmp_path, env=_clean_env(env),
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-                              check=False)
+    def run(
+        args: Sequence[str],
+        *,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CONFORM42), *args],
+            cwd=cwd or tmp_path,
+            env=_clean_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     return run
 
@@ -104,8 +116,15 @@ def run_pytest(tmp_path: Path) -> RunPytest:
 
     def run(source: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         (tmp_path / "test_module.py").write_text(source, encoding="utf-8")
-        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                              cwd=tmp_path, env=_clean_env(), capture_output=True, text=True,
-                              timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=tmp_path,
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
 
     return run

@@ -16,8 +16,11 @@ def _write(tmp_path: Path, text: str, name: str = "conform42.toml") -> Path:
 
 
 def test_command_line_beats_environment_beats_file(tmp_path):
-    _write(tmp_path, 'target = "http://file"\nprofile = "fortytwo"\nlevel = "should"\n'
-                     '[keys]\nfree = "file-free"\npro = "file-pro"\n')
+    _write(
+        tmp_path,
+        'target = "http://file"\nprofile = "fortytwo"\nlevel = "should"\n'
+        '[keys]\nfree = "file-free"\npro = "file-pro"\n',
+    )
     env = {"CONFORM42_TARGET": "http://env", "CONFORM42_LEVEL": "must", "CONFORM42_KEY_PRO": "env-pro"}
     settings = resolve_settings({"target": "http://cli"}, env, cwd=tmp_path)
     assert settings.target == "http://cli"
@@ -66,13 +69,17 @@ def test_missing_named_config_file_is_an_error(tmp_path):
         resolve_settings({"config": str(tmp_path / "nope.toml")}, {}, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("text, message", [
-    ('targt = "x"\n', "unknown setting"),
-    ("target = \n", "not valid TOML"),
-    ('[keys]\ngold = "x"\n', "must map tiers"),
-    ('profile = "openai"\n', "profile must be one of"),
-    ('request_timeout = -1\n', "must be > 0"),
-], ids=["typo", "bad-toml", "unknown-tier", "bad-profile", "bad-timeout"])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('targt = "x"\n', "unknown setting"),
+        ("target = \n", "not valid TOML"),
+        ('[keys]\ngold = "x"\n', "must map tiers"),
+        ('profile = "openai"\n', "profile must be one of"),
+        ("request_timeout = -1\n", "must be > 0"),
+    ],
+    ids=["typo", "bad-toml", "unknown-tier", "bad-profile", "bad-timeout"],
+)
 def test_bad_file_is_a_one_line_config_error(tmp_path, text, message):
     _write(tmp_path, text)
     with pytest.raises(ConfigError, match=message):
@@ -101,8 +108,10 @@ def test_image_url_defaults_to_the_bundled_png_and_comes_from_each_source(tmp_pa
     assert resolve_settings({}, {}, cwd=tmp_path).image_url == "https://file.example/a.png"
     env = {"CONFORM42_IMAGE_URL": "http://env.example/b.png"}
     assert resolve_settings({}, env, cwd=tmp_path).image_url == "http://env.example/b.png"
-    assert resolve_settings({"image_url": "data:image/png;base64,AAAA"}, env,
-                            cwd=tmp_path).image_url == "data:image/png;base64,AAAA"
+    assert (
+        resolve_settings({"image_url": "data:image/png;base64,AAAA"}, env, cwd=tmp_path).image_url
+        == "data:image/png;base64,AAAA"
+    )
 
 
 @pytest.mark.parametrize("value", ["/tmp/chart.png", "file:///tmp/chart.png", "ftp://x/a.png", "chart.png"])
@@ -137,10 +146,15 @@ def test_accept_skip_in_the_file_must_be_ids(tmp_path):
         resolve_settings({}, {}, cwd=tmp_path)
 
 
-@pytest.mark.parametrize("name, value", [
-    ("target", "example.com"), ("target", "ftp://example.com"), ("target", "http://"),
-    ("token_url", "auth.example.com/api/token"),
-])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("target", "example.com"),
+        ("target", "ftp://example.com"),
+        ("target", "http://"),
+        ("token_url", "auth.example.com/api/token"),
+    ],
+)
 def test_target_and_token_url_must_be_http_urls(tmp_path, name, value):
     option = "--" + name.replace("_", "-")
     with pytest.raises(ConfigError, match=f"{option} must be an http:// or https:// URL"):

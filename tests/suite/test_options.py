@@ -14,15 +14,13 @@ from typing import Any
 import pytest
 
 from suite.config import FILE_KEYS, Settings, resolve_settings
+from suite.option_builders import add_pytest_options, child_environment, pytest_values
 from suite.options import (
     CLI_OPTIONS,
     OPTIONS,
     PYTEST_OPTIONS,
     SETTING_OPTIONS,
     Option,
-    add_pytest_options,
-    child_environment,
-    pytest_values,
 )
 from suite.run_command import add_run_parser, build_pytest_command
 
@@ -132,16 +130,14 @@ def test_settings_round_trip_through_the_child_command_line(tmp_path):
     assert in_parent.config_file == config_file
 
 
-@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.env and o.field],
-                         ids=lambda o: o.name)
+@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.env and o.field], ids=lambda o: o.name)
 def test_an_environment_variable_overrides_the_default(tmp_path, option):
     assert option.env is not None
     settings = resolve_settings({}, {option.env: _sample(option)}, cwd=tmp_path)
     assert _field(settings, option) == option.convert(_sample(option)) != option.default
 
 
-@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.toml and o.field],
-                         ids=lambda o: o.name)
+@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.toml and o.field], ids=lambda o: o.name)
 def test_a_file_key_overrides_the_default(tmp_path, option):
     assert option.toml is not None
     table, _, key = option.toml.rpartition(".")

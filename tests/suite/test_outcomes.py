@@ -18,10 +18,25 @@ from suite.outcomes import (
 P, F, E, S, D = Outcome.PASS, Outcome.FAIL, Outcome.ERROR, Outcome.SKIP, Outcome.DISABLED
 
 
-@pytest.mark.parametrize("outcomes, expected", [
-    ([P, F, E], F), ([P, E], E), ([S, P], P), ([D, S], S), ([D], D), ([], Outcome.NOT_TESTED),
-], ids=["fail-beats-error", "error-beats-pass", "pass-beats-skip", "skip-beats-disabled", "disabled",
-        "none-is-not-tested"])
+@pytest.mark.parametrize(
+    "outcomes, expected",
+    [
+        ([P, F, E], F),
+        ([P, E], E),
+        ([S, P], P),
+        ([D, S], S),
+        ([D], D),
+        ([], Outcome.NOT_TESTED),
+    ],
+    ids=[
+        "fail-beats-error",
+        "error-beats-pass",
+        "pass-beats-skip",
+        "skip-beats-disabled",
+        "disabled",
+        "none-is-not-tested",
+    ],
+)
 def test_worst_outcome_order(outcomes, expected):
     assert worst(outcomes) is expected
 
@@ -124,8 +139,10 @@ def test_a_skipped_forceable_must_makes_the_run_inconclusive() -> None:
 
     catalogue = load_catalogue()
     selected = [catalogue["AUTH-001"], catalogue["LIMIT-001"]]
-    results = aggregate(selected, [TestResult("a", ("AUTH-001",), Outcome.PASS),
-                                   TestResult("b", ("LIMIT-001",), Outcome.SKIP)])
+    results = aggregate(
+        selected,
+        [TestResult("a", ("AUTH-001",), Outcome.PASS), TestResult("b", ("LIMIT-001",), Outcome.SKIP)],
+    )
     verdict = decide_verdict(results)
     assert verdict.label == "INCONCLUSIVE" and verdict.exit_code == 2
     assert "LIMIT-001" in verdict.reason
@@ -140,8 +157,10 @@ def test_a_skipped_unforceable_must_is_listed_but_does_not_block() -> None:
     catalogue = load_catalogue()
     assert catalogue["LIMIT-011"].unforceable
     selected = [catalogue["AUTH-001"], catalogue["LIMIT-011"]]
-    results = aggregate(selected, [TestResult("a", ("AUTH-001",), Outcome.PASS),
-                                   TestResult("b", ("LIMIT-011",), Outcome.SKIP)])
+    results = aggregate(
+        selected,
+        [TestResult("a", ("AUTH-001",), Outcome.PASS), TestResult("b", ("LIMIT-011",), Outcome.SKIP)],
+    )
     verdict = decide_verdict(results)
     assert verdict.label == "CONFORMANT"
     assert "LIMIT-011" in verdict.reason

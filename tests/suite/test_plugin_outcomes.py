@@ -17,7 +17,7 @@ import pytest
 
 UNUSED_TARGET = "--target=http://127.0.0.1:9"
 
-OUTCOMES_MODULE = '''
+OUTCOMES_MODULE = """
 import time
 import pytest
 from suite.checks import ConformanceFailure, TargetUnreachable, disabled
@@ -79,11 +79,12 @@ def test_timeout():
 @requirement("AUTH-013")
 def test_other_profile():
     raise AssertionError("must not run under the 42ai profile")
-'''
+"""
 
 
-def _results(run_pytest, tmp_path: Path, source: str, *args: str
-             ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+def _results(
+    run_pytest, tmp_path: Path, source: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     result = run_pytest(source, UNUSED_TARGET, "--report=report", *args)
     report = tmp_path / "report" / "results.json"
     assert report.is_file(), result.stdout + result.stderr
@@ -91,8 +92,7 @@ def _results(run_pytest, tmp_path: Path, source: str, *args: str
 
 
 def _by_test(data: dict[str, Any]) -> dict[str, str]:
-    outcomes = {t["nodeid"].split("::")[-1]: t["outcome"]
-                for r in data["requirements"] for t in r["tests"]}
+    outcomes = {t["nodeid"].split("::")[-1]: t["outcome"] for r in data["requirements"] for t in r["tests"]}
     outcomes.update({t["nodeid"].split("::")[-1]: t["outcome"] for t in data["other_tests"]})
     return outcomes
 
@@ -118,8 +118,9 @@ def test_each_kind_of_ending_gets_its_outcome(run_pytest, tmp_path):
 
 
 def test_details_of_a_failure_and_of_a_timeout(run_pytest, tmp_path):
-    _, data = _results(run_pytest, tmp_path, OUTCOMES_MODULE,
-                       "-k", "conformance_failure or timeout or other_profile")
+    _, data = _results(
+        run_pytest, tmp_path, OUTCOMES_MODULE, "-k", "conformance_failure or timeout or other_profile"
+    )
     by_id = {r["id"]: r for r in data["requirements"]}
     failure = by_id["AUTH-002"]["tests"][0]["failure"]
     assert failure["message"] == "bad jwt"
@@ -173,19 +174,37 @@ def test_a_failing_should_does_not_fail_the_run(run_pytest, tmp_path):
 
 
 def test_fortytwo_profile_disables_42ai_tests(run_pytest, tmp_path):
-    _, data = _results(run_pytest, tmp_path, OUTCOMES_MODULE, "--profile", "fortytwo",
-                       "-k", "test_pass or other_profile", "--chat-model", "m", "--embed-model", "e")
+    _, data = _results(
+        run_pytest,
+        tmp_path,
+        OUTCOMES_MODULE,
+        "--profile",
+        "fortytwo",
+        "-k",
+        "test_pass or other_profile",
+        "--chat-model",
+        "m",
+        "--embed-model",
+        "e",
+    )
     outcomes = _by_test(data)
     assert outcomes["test_pass"] == "Disabled"
     assert outcomes["test_other_profile"] == "Fail"
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--requirements", "AUTH and"), "conform42: --requirements"),
-    (("--image-url", "file:///etc/passwd"), "conform42: --image-url must be a data:, http:// or https://"),
-    (("--accept-skip", "LIMIT-001,NOPE-001"), "conform42: --accept-skip: NOPE-001 not in the"),
-    (("--target=ftp://x",), "conform42: --target must be an http:// or https:// URL"),
-], ids=["expression", "image-url", "accept-skip", "target-url"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--requirements", "AUTH and"), "conform42: --requirements"),
+        (
+            ("--image-url", "file:///etc/passwd"),
+            "conform42: --image-url must be a data:, http:// or https://",
+        ),
+        (("--accept-skip", "LIMIT-001,NOPE-001"), "conform42: --accept-skip: NOPE-001 not in the"),
+        (("--target=ftp://x",), "conform42: --target must be an http:// or https:// URL"),
+    ],
+    ids=["expression", "image-url", "accept-skip", "target-url"],
+)
 def test_bad_setting_is_a_usage_error_exit_2_with_one_line(run_pytest, args, message):
     result = run_pytest(OUTCOMES_MODULE, UNUSED_TARGET, *args)
     assert result.returncode == 2, result.stdout + result.stderr

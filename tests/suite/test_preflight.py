@@ -59,17 +59,21 @@ def _run(handler: Handler, **target: object) -> tuple[Recorder, Preflight]:
 def test_a_good_42ai_target_passes_with_one_request_per_key():
     recorder, result = _run(_42ai())
     assert result.ok and result.notes == ()
-    assert result.summary == ("target reachable, 3 keys exchanged, "
-                              "models: chat 42-general, embeddings 42-embed")
+    assert result.summary == (
+        "target reachable, 3 keys exchanged, models: chat 42-general, embeddings 42-embed"
+    )
     assert [f"{r.method} {r.url}" for r in recorder.requests] == [
-        "GET http://t/v1/models", *["POST http://t/api/token"] * 3]
+        "GET http://t/v1/models",
+        *["POST http://t/api/token"] * 3,
+    ]
     assert recorder.requests[1].headers["authorization"] == "Bearer sk-free"
 
 
 def test_a_refused_key_is_a_problem_naming_the_option():
     _, result = _run(_42ai(refused=("sk-pro",)))
-    assert result.problems == ("the pro key was refused by POST http://t/api/token (HTTP 401): "
-                               "check --key-pro / CONFORM42_KEY_PRO",)
+    assert result.problems == (
+        "the pro key was refused by POST http://t/api/token (HTTP 401): check --key-pro / CONFORM42_KEY_PRO",
+    )
 
 
 def test_token_url_given_as_the_full_endpoint_is_used_once():
@@ -88,8 +92,11 @@ def test_no_exchange_at_the_token_url_is_a_problem_pointing_at_token_url_and_pro
     assert "--token-url" in result.problems[0] and "--profile fortytwo" in result.problems[0]
 
 
-@pytest.mark.parametrize("status, body", [(200, {"token": "x"}), (200, {"task_token": ""}), (500, {})],
-                         ids=["no-task-token", "empty-task-token", "server-error"])
+@pytest.mark.parametrize(
+    "status, body",
+    [(200, {"token": "x"}), (200, {"task_token": ""}), (500, {})],
+    ids=["no-task-token", "empty-task-token", "server-error"],
+)
 def test_a_misbehaving_exchange_is_left_to_the_auth_tests(status, body):
     """The key may be right; the exchange is broken, which AUTH-001 fails (a verdict, not a usage error)."""
     _, result = _run(_42ai(token_status=status, token_body=body))
@@ -97,11 +104,15 @@ def test_a_misbehaving_exchange_is_left_to_the_auth_tests(status, body):
     assert any("the AUTH tests judge it" in n and f"HTTP {status}" in n for n in result.notes)
 
 
-@pytest.mark.parametrize("error, reason", [
-    (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused"),
-    (httpx.ConnectError("[Errno -2] Name or service not known"), "host name not found"),
-    (httpx.ConnectTimeout("timed out"), "no connection within the timeout"),
-], ids=["refused", "dns", "connect-timeout"])
+@pytest.mark.parametrize(
+    "error, reason",
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), "connection refused"),
+        (httpx.ConnectError("[Errno -2] Name or service not known"), "host name not found"),
+        (httpx.ConnectTimeout("timed out"), "no connection within the timeout"),
+    ],
+    ids=["refused", "dns", "connect-timeout"],
+)
 def test_an_unreachable_target_is_one_problem_and_no_key_is_tried(error, reason):
     def handle(request: httpx.Request) -> httpx.Response:
         raise error
@@ -118,8 +129,10 @@ def test_an_unreachable_token_host_names_token_url():
         return httpx.Response(401)
 
     _, result = _run(handle, token_url="http://auth.example")
-    assert result.problems == ("cannot reach the token exchange http://auth.example/api/token "
-                               "(connection refused): check --token-url",)
+    assert result.problems == (
+        "cannot reach the token exchange http://auth.example/api/token "
+        "(connection refused): check --token-url",
+    )
 
 
 def test_a_target_that_does_not_answer_in_time_is_left_to_the_tests_and_not_asked_again():
@@ -159,16 +172,20 @@ def test_fortytwo_keys_are_accepted_and_models_discovered():
     assert result.summary == "target reachable, 3 keys accepted, models: chat 42-general, embeddings 42-embed"
     assert all(r.url.path == "/v1/models" for r in recorder.requests)
     recorder = Recorder(_fortytwo(["ft-chat", "ft-embed"]))
-    found = run_preflight(Target(base_url="http://t", profile="fortytwo", keys=KEYS), discover=True,
-                          transport=recorder.transport)
+    found = run_preflight(
+        Target(base_url="http://t", profile="fortytwo", keys=KEYS),
+        discover=True,
+        transport=recorder.transport,
+    )
     assert (found.target.chat_model, found.target.embed_model) == ("ft-chat", "ft-embed")
     assert len(recorder.requests) == 4  # discovery reuses the first key's listing
 
 
 def test_fortytwo_one_refused_key_is_a_problem_naming_it():
     _, result = _run(_fortytwo(["m"], accepted=("sk-free", "sk-internal")), profile="fortytwo")
-    assert result.problems == ("the pro key was refused by GET http://t/v1/models (HTTP 401): "
-                               "check --key-pro / CONFORM42_KEY_PRO",)
+    assert result.problems == (
+        "the pro key was refused by GET http://t/v1/models (HTTP 401): check --key-pro / CONFORM42_KEY_PRO",
+    )
 
 
 def test_fortytwo_every_key_refused_suggests_the_profile_too():
@@ -193,6 +210,8 @@ def test_check_functions_take_the_suites_api():
     target = Target(base_url="http://t", keys={"free": "sk-free"})
     with Api(target, transport=httpx.MockTransport(_42ai(refused=("sk-free",)))) as api:
         assert check_reachable(api).problems == []
-        assert check_key(api, "free").problems == ["the free key was refused by POST http://t/api/token "
-                                                   "(HTTP 401): check --key-free / CONFORM42_KEY_FREE"]
+        assert check_key(api, "free").problems == [
+            "the free key was refused by POST http://t/api/token "
+            "(HTTP 401): check --key-free / CONFORM42_KEY_FREE"
+        ]
         assert check_key(api, "pro").problems == []  # not given: nothing to check

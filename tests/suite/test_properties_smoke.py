@@ -40,8 +40,14 @@ KNOWN_GAPS: dict[str, dict[str, str]] = {
 }
 
 
-def _run_properties(target: str, profile: str, tmp_path: Path, *extra: str,
-                    keys: dict[str, str] | None = None, examples: int = 6) -> tuple[dict[str, str], str]:
+def _run_properties(
+    target: str,
+    profile: str,
+    tmp_path: Path,
+    *extra: str,
+    keys: dict[str, str] | None = None,
+    examples: int = 6,
+) -> tuple[dict[str, str], str]:
     """Run the property module against ``target``; (test name -> passed/failed/skipped/error, output)."""
     junit = tmp_path / f"junit-{profile}.xml"
     keys = KEYS if keys is None else keys
@@ -49,9 +55,28 @@ def _run_properties(target: str, profile: str, tmp_path: Path, *extra: str,
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONFORM42_")}
     env.update({"CONFORM42_PROPERTY_EXAMPLES": str(examples), "CONFORM42_PROPERTY_MAX_TIME": "60"})
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "--pyargs", MODULE, "--target", target, "--profile", profile,
-         *key_args, "-p", "no:cacheprovider", f"--junitxml={junit}", *extra],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--pyargs",
+            MODULE,
+            "--target",
+            target,
+            "--profile",
+            profile,
+            *key_args,
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={junit}",
+            *extra,
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
         check=False,
     )
     output = result.stdout + result.stderr
@@ -76,8 +101,16 @@ def _assert_no_secrets(output: str, keys: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("profile", ["42ai", "fortytwo"])
 def test_property_tests_pass_on_the_sim_server_except_known_gaps(profile: str, tmp_path: Path) -> None:
-    args = ["--engine", "sim", "--flavour", profile, "--data-dir", str(tmp_path / "data"),
-            "--log-level", "warning"]
+    args = [
+        "--engine",
+        "sim",
+        "--flavour",
+        profile,
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--log-level",
+        "warning",
+    ]
     with ServerProcess(args) as server:
         outcomes, output = _run_properties(server.base_url, profile, tmp_path)
     _assert_no_secrets(output, KEYS)
@@ -88,8 +121,11 @@ def test_property_tests_pass_on_the_sim_server_except_known_gaps(profile: str, t
     chat = "[POST /v1/chat/completions]"
     assert outcomes[f"test_invalid_input_never_gets_a_server_error{chat}"] == "passed"
     assert outcomes[f"test_invalid_input_is_rejected_with_4xx{chat}"] == "passed"
-    envelope = "test_42ai_error_bodies_use_the_envelope" if profile == "42ai" else (
-        "test_fortytwo_error_bodies_use_the_envelope")
+    envelope = (
+        "test_42ai_error_bodies_use_the_envelope"
+        if profile == "42ai"
+        else ("test_fortytwo_error_bodies_use_the_envelope")
+    )
     assert outcomes[f"{envelope}{chat}"] == "passed"
     stateful = outcomes["test_batch_links_are_stateful"]
     assert stateful == ("passed" if profile == "42ai" else "skipped")
@@ -106,8 +142,9 @@ def _broken_app() -> FastAPI:
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> JSONResponse:
         if request.headers.get("authorization") != f"Bearer {KEYS['free']}":
-            return JSONResponse({"error": {"message": "Invalid API key", "type": "authentication_error"}},
-                                status_code=401)
+            return JSONResponse(
+                {"error": {"message": "Invalid API key", "type": "authentication_error"}}, status_code=401
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -116,9 +153,17 @@ def _broken_app() -> FastAPI:
             # Deliberate fault: invalid input crashes the server.
             return JSONResponse({"error": {"message": "boom", "type": "internal_error"}}, status_code=500)
         # Deliberate fault: no usage, which ChatCompletionResponse requires.
-        return JSONResponse({"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "x",
-                             "choices": [{"index": 0, "finish_reason": "stop",
-                                          "message": {"role": "assistant", "content": "hi"}}]})
+        return JSONResponse(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "x",
+                "choices": [
+                    {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "hi"}}
+                ],
+            }
+        )
 
     return app
 
@@ -135,8 +180,10 @@ def test_property_tests_fail_on_a_broken_target(serve_app: Any, tmp_path: Path) 
     # invalid input with a 500 (ERR-006) or a 200 (ERR-013, not rejected with a 4xx) depending on what
     # was broken; which of the two the generated examples reach depends on the seed. Either is a planted
     # fault found; the usage-less 200 is always found (SPEC-002).
-    invalid = (outcomes[f"test_invalid_input_never_gets_a_server_error{chat}"],
-               outcomes[f"test_invalid_input_is_rejected_with_4xx{chat}"])
+    invalid = (
+        outcomes[f"test_invalid_input_never_gets_a_server_error{chat}"],
+        outcomes[f"test_invalid_input_is_rejected_with_4xx{chat}"],
+    )
     assert "failed" in invalid, output
     assert outcomes[f"test_2xx_bodies_match_the_spec{chat}"] == "failed", output
     assert outcomes[f"test_fortytwo_error_bodies_use_the_envelope{chat}"] == "passed", output

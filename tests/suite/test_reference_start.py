@@ -17,8 +17,9 @@ def test_sim_server_starts_answers_and_stops():
     messages: list[str] = []
     with ReferenceServer("sim", progress=messages.append) as server:
         url = server.base_url
-        token = httpx.post(f"{url}/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS['free']}"},
-                           timeout=10)
+        token = httpx.post(
+            f"{url}/api/token", headers={"Authorization": f"Bearer {DEMO_KEYS['free']}"}, timeout=10
+        )
         assert token.status_code == 200
     assert any("ready" in m for m in messages)
     with pytest.raises(httpx.ConnectError):

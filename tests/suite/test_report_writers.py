@@ -21,11 +21,16 @@ HOSTILE = '<script>alert("x")</script>'
 def report(catalogue) -> RunReport:
     keys = {"free": SECRET}
     failing = TestResult("test_auth.py::test_token", ("AUTH-001",))
-    failing.record(Outcome.FAIL, failure=FailureDetail(
-        message=scrub(f"token exchange with {SECRET} answered without a task token", keys),
-        expected='{"task_token": <string>}', received=HOSTILE,
-        response=f"HTTP 200 (content-type: text/html)\n{HOSTILE}",
-        curl='curl -sS -i -X POST http://t/api/token -H "Authorization: Bearer $CONFORM42_KEY_FREE"'))
+    failing.record(
+        Outcome.FAIL,
+        failure=FailureDetail(
+            message=scrub(f"token exchange with {SECRET} answered without a task token", keys),
+            expected='{"task_token": <string>}',
+            received=HOSTILE,
+            response=f"HTTP 200 (content-type: text/html)\n{HOSTILE}",
+            curl='curl -sS -i -X POST http://t/api/token -H "Authorization: Bearer $CONFORM42_KEY_FREE"',
+        ),
+    )
     erroring = TestResult("test_auth.py::test_jwt", ("AUTH-002",))
     erroring.record(Outcome.ERROR, failure=FailureDetail(message="TargetUnreachable: cannot reach"))
     disabled = TestResult("test_models.py::test_vision", ("MODEL-002",))
@@ -36,9 +41,17 @@ def report(catalogue) -> RunReport:
     selected = [catalogue[i] for i in ("AUTH-001", "AUTH-002", "AUTH-003", "MODEL-002", "MODEL-003")]
     results = aggregate(selected, tests)
     started = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
-    return RunReport(target="http://t", profile="42ai", level="may", config={"keys": {"free": "given"}},
-                     started=started, finished=started + timedelta(seconds=12.5), requirements=results,
-                     tests=tests, verdict=decide_verdict(results))
+    return RunReport(
+        target="http://t",
+        profile="42ai",
+        level="may",
+        config={"keys": {"free": "given"}},
+        started=started,
+        finished=started + timedelta(seconds=12.5),
+        requirements=results,
+        tests=tests,
+        verdict=decide_verdict(results),
+    )
 
 
 def test_junit_has_failure_error_and_skipped_per_requirement(report, tmp_path):
@@ -82,7 +95,7 @@ def test_html_is_self_contained_and_escapes_what_the_target_sent(report, tmp_pat
 def test_terminal_summary_shows_failure_reproduce_line_matrix_and_verdict(report):
     text = render_summary(report, width=120)
     assert "FAIL AUTH-001 [MUST]" in text
-    assert "Expected: {\"task_token\": <string>}" in text and f"Received: {HOSTILE}" in text
+    assert 'Expected: {"task_token": <string>}' in text and f"Received: {HOSTILE}" in text
     assert "Reproduce with:" in text and "$CONFORM42_KEY_FREE" in text
     assert "ERROR AUTH-002 [MUST]" in text
     assert "auth" in text and "Disabled" in text

@@ -32,8 +32,9 @@ def sim_server():
 
 def test_conformant_target_exits_0_and_writes_the_reports(sim_server, run_conform42, tmp_path):
     report = tmp_path / "out"
-    result = run_conform42(["run", "--target", sim_server.base_url, "--key-free", DEMO_FREE,
-                            "--report", str(report), *TESTS])
+    result = run_conform42(
+        ["run", "--target", sim_server.base_url, "--key-free", DEMO_FREE, "--report", str(report), *TESTS]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "CONFORMANT" in result.stdout
     # The pro key was not given: its test is Disabled, and the verdict line says so.
@@ -49,8 +50,20 @@ def test_conformant_target_exits_0_and_writes_the_reports(sim_server, run_confor
 
 
 def test_requirements_expression_runs_only_those(sim_server, run_conform42, tmp_path):
-    result = run_conform42(["run", "--target", sim_server.base_url, "--key-free", DEMO_FREE,
-                            "-k", "AUTH-001", "--report", str(tmp_path), *TESTS])
+    result = run_conform42(
+        [
+            "run",
+            "--target",
+            sim_server.base_url,
+            "--key-free",
+            DEMO_FREE,
+            "-k",
+            "AUTH-001",
+            "--report",
+            str(tmp_path),
+            *TESTS,
+        ]
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert [r["id"] for r in data["requirements"]] == ["AUTH-001"]
@@ -59,7 +72,8 @@ def test_requirements_expression_runs_only_those(sim_server, run_conform42, tmp_
 def test_keys_from_environment_and_config_file(sim_server, run_conform42, tmp_path):
     (tmp_path / "conform42.toml").write_text(
         f'target = "{sim_server.base_url}"\nrequirements = "AUTH-001"\n[keys]\nfree = "${{MY_KEY}}"\n',
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     result = run_conform42(["run", *TESTS], env={"MY_KEY": DEMO_FREE})
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -76,15 +90,30 @@ def _token_without_task_token() -> FastAPI:
 
 def test_nonconforming_target_exits_1_naming_the_requirement(serve_app, run_conform42, tmp_path):
     with serve_app(_token_without_task_token()) as url:
-        result = run_conform42(["run", "--target", url, "--key-free", "sk-test-free-123",
-                                "-k", "AUTH-001", "--report", str(tmp_path), *TESTS])
+        result = run_conform42(
+            [
+                "run",
+                "--target",
+                url,
+                "--key-free",
+                "sk-test-free-123",
+                "-k",
+                "AUTH-001",
+                "--report",
+                str(tmp_path),
+                *TESTS,
+            ]
+        )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "FAIL AUTH-001 [MUST]" in result.stdout
     assert "Reproduce with:" in result.stdout and "$CONFORM42_KEY_FREE" in result.stdout
     assert "sk-test-free-123" not in result.stdout
     assert "NON-CONFORMANT" in result.stdout
-    failed = [c.get("name", "") for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
-              if c.find("failure") is not None]
+    failed = [
+        c.get("name", "")
+        for c in ET.parse(tmp_path / "junit.xml").getroot().iter("testcase")
+        if c.find("failure") is not None
+    ]
     assert [name.split(":")[0] for name in failed] == ["AUTH-001"]
 
 
@@ -99,16 +128,31 @@ def test_unreachable_target_exits_2_quickly(closed_port_url, run_conform42):
 
 def test_hanging_target_fails_within_the_request_timeout(hanging_target, run_conform42):
     started = time.monotonic()
-    result = run_conform42(["run", "--target", hanging_target, "--key-free", "k", "-k", "AUTH-001",
-                            "--timeout", "2", *TESTS])
+    result = run_conform42(
+        ["run", "--target", hanging_target, "--key-free", "k", "-k", "AUTH-001", "--timeout", "2", *TESTS]
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "did not answer in time" in result.stdout
     assert time.monotonic() - started < 40
 
 
 def test_hanging_target_fails_at_the_per_test_timeout(hanging_target, run_conform42):
-    result = run_conform42(["run", "--target", hanging_target, "--key-free", "k", "-k", "AUTH-001",
-                            "--timeout", "60", "--test-timeout", "3", *TESTS])
+    result = run_conform42(
+        [
+            "run",
+            "--target",
+            hanging_target,
+            "--key-free",
+            "k",
+            "-k",
+            "AUTH-001",
+            "--timeout",
+            "60",
+            "--test-timeout",
+            "3",
+            *TESTS,
+        ]
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     assert "test exceeded 3 s" in result.stdout
 
@@ -123,11 +167,15 @@ def test_without_target_it_starts_and_stops_the_reference_server(run_conform42, 
     assert "sk-42ai-demo" not in (tmp_path / "results.json").read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--requirements", "AUTH and"], "--requirements"),
-    (["--target", "ftp://x"], "http:// or https://"),
-    (["--config", "/nonexistent/conform42.toml"], "does not exist"),
-], ids=["bad-expression", "bad-url", "missing-config"])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--requirements", "AUTH and"], "--requirements"),
+        (["--target", "ftp://x"], "http:// or https://"),
+        (["--config", "/nonexistent/conform42.toml"], "does not exist"),
+    ],
+    ids=["bad-expression", "bad-url", "missing-config"],
+)
 def test_usage_errors_exit_2_with_one_line(run_conform42, args, message):
     result = run_conform42(["run", *args, *TESTS], timeout=30)
     assert result.returncode == 2

@@ -45,10 +45,17 @@ def test_malformed_expression_is_a_selection_error(expression):
         parse_filter(expression)
 
 
-@pytest.mark.parametrize("selected, level, admitted", [
-    ("must", "MUST", True), ("must", "SHOULD", False), ("should", "SHOULD", True),
-    ("should", "MAY", False), ("may", "MAY", True), ("may", "MUST", True),
-])
+@pytest.mark.parametrize(
+    "selected, level, admitted",
+    [
+        ("must", "MUST", True),
+        ("must", "SHOULD", False),
+        ("should", "SHOULD", True),
+        ("should", "MAY", False),
+        ("may", "MAY", True),
+        ("may", "MUST", True),
+    ],
+)
 def test_level_selects_itself_and_stronger(selected, level, admitted):
     assert level_admits(selected, level) is admitted
 

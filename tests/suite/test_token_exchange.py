@@ -18,14 +18,17 @@ from suite.http import Api
 from suite.target import Target
 
 
-@pytest.mark.parametrize("given, base", [
-    ("https://the-42-lab.com/api/token", "https://the-42-lab.com"),
-    ("https://the-42-lab.com/api/token/", "https://the-42-lab.com"),
-    ("https://the-42-lab.com/", "https://the-42-lab.com"),
-    ("https://the-42-lab.com", "https://the-42-lab.com"),
-    ("http://gw.example/tenant/api/token", "http://gw.example/tenant"),
-    ("http://gw.example/api/tokens", "http://gw.example/api/tokens"),  # only the exact path is stripped
-])
+@pytest.mark.parametrize(
+    "given, base",
+    [
+        ("https://the-42-lab.com/api/token", "https://the-42-lab.com"),
+        ("https://the-42-lab.com/api/token/", "https://the-42-lab.com"),
+        ("https://the-42-lab.com/", "https://the-42-lab.com"),
+        ("https://the-42-lab.com", "https://the-42-lab.com"),
+        ("http://gw.example/tenant/api/token", "http://gw.example/tenant"),
+        ("http://gw.example/api/tokens", "http://gw.example/api/tokens"),  # only the exact path is stripped
+    ],
+)
 def test_token_url_is_the_base_or_the_full_endpoint(given, base):
     target = Target(base_url="http://t", token_url=given)
     assert target.token_base == base
@@ -51,12 +54,19 @@ def test_new_token_returns_the_task_token():
         assert api.token("free") == "h.p.s"
 
 
-@pytest.mark.parametrize("answer, message", [
-    (httpx.Response(500, text="boom"), "answered HTTP 500 instead of 200"),
-    (httpx.Response(401, json={"error": {"message": "x", "type": "y"}}), "answered HTTP 401 instead of 200"),
-    (httpx.Response(200, json={"token": "x"}), "answered HTTP 200 without a task_token string"),
-    (httpx.Response(200, text="not json"), "answered HTTP 200 without a task_token string"),
-], ids=["500", "401", "no-member", "not-json"])
+@pytest.mark.parametrize(
+    "answer, message",
+    [
+        (httpx.Response(500, text="boom"), "answered HTTP 500 instead of 200"),
+        (
+            httpx.Response(401, json={"error": {"message": "x", "type": "y"}}),
+            "answered HTTP 401 instead of 200",
+        ),
+        (httpx.Response(200, json={"token": "x"}), "answered HTTP 200 without a task_token string"),
+        (httpx.Response(200, text="not json"), "answered HTTP 200 without a task_token string"),
+    ],
+    ids=["500", "401", "no-member", "not-json"],
+)
 def test_a_failed_exchange_for_use_is_token_exchange_failed_not_a_conformance_failure(answer, message):
     with _api(lambda request: answer) as api, pytest.raises(TokenExchangeFailed, match=message) as info:
         api.token("free")
@@ -86,7 +96,7 @@ def test_fortytwo_needs_no_exchange():
 
 
 # ------------------------------------------------------------------------- outcomes in a real run
-CLASSIFY_MODULE = '''
+CLASSIFY_MODULE = """
 import pytest
 from suite.checks import TokenExchangeFailed
 from suite.markers import requirement
@@ -102,7 +112,7 @@ def test_in_the_body():
 @requirement("AUTH-008")
 def test_in_a_fixture(token):
     pass
-'''
+"""
 
 
 def _tested(data: dict[str, Any]) -> dict[str, str]:
@@ -116,7 +126,7 @@ def test_token_exchange_failed_is_an_error_in_a_test_and_in_a_fixture(run_pytest
     assert (result.returncode, data["verdict"]) == (2, "INCONCLUSIVE")
 
 
-JUDGE_AND_USE_MODULE = '''
+JUDGE_AND_USE_MODULE = """
 from suite.checks import expect, expect_status
 from suite.markers import requirement
 
@@ -131,7 +141,7 @@ def test_judges_the_exchange(api, target):
 @requirement("AUTH-008")
 def test_only_uses_a_token(api):
     api.new_token("free")
-'''
+"""
 
 
 def _exchange_without_task_token() -> FastAPI:
@@ -145,11 +155,13 @@ def _exchange_without_task_token() -> FastAPI:
 
 
 def test_a_broken_exchange_fails_the_test_that_judges_it_and_errors_the_one_that_uses_it(
-        run_pytest, serve_app, tmp_path: Path):
+    run_pytest, serve_app, tmp_path: Path
+):
     """Not a preflight problem either: the key may be right, the exchange is what is broken."""
     with serve_app(_exchange_without_task_token()) as url:
-        result = run_pytest(JUDGE_AND_USE_MODULE, f"--target={url}", "--key-free=sk-test-free-1",
-                            "--report=report")
+        result = run_pytest(
+            JUDGE_AND_USE_MODULE, f"--target={url}", "--key-free=sk-test-free-1", "--report=report"
+        )
     data = json.loads((tmp_path / "report" / "results.json").read_text(encoding="utf-8"))
     assert _tested(data) == {"AUTH-001": "Fail", "AUTH-008": "Error"}
     assert (result.returncode, data["verdict"]) == (1, "NON-CONFORMANT"), result.stdout + result.stderr

@@ -25,8 +25,14 @@ def test_the_bundled_reference_server_on_vllm_is_conformant(tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONFORM42_")}
     env["HF_HUB_OFFLINE"] = "1"
     started = time.monotonic()
-    run = subprocess.run([str(CONFORM42), "run", "--report", str(report)], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=1200)
+    run = subprocess.run(
+        [str(CONFORM42), "run", "--report", str(report)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     wall = time.monotonic() - started
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-8000:]

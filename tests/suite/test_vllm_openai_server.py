@@ -177,25 +177,41 @@ def judged(vllm_openai_server: VllmProcess, tmp_path_factory: pytest.TempPathFac
     env["CONFORM42_KEY_FREE"] = KEY  # = --key-free KEY, without the key in the process list
     started = time.monotonic()
     run = subprocess.run(
-        [str(CONFORM42), "run", "--target", vllm_openai_server.base_url, "--profile", "fortytwo",
-         "--report", str(report)],
-        cwd=workdir, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S, check=False,
+        [
+            str(CONFORM42),
+            "run",
+            "--target",
+            vllm_openai_server.base_url,
+            "--profile",
+            "fortytwo",
+            "--report",
+            str(report),
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUITE_TIMEOUT_S,
+        check=False,
     )
     wall = time.monotonic() - started
     assert (report / "results.json").is_file(), (
         f"exit {run.returncode}, no results.json:\n{run.stdout}{run.stderr}"
     )
     judged = Judged(run, report, wall)
-    print(f"conform42 run against vLLM {vllm_openai_server.base_url}: suite "
-          f"{judged.results['duration_s']:.0f} s, wall clock {wall:.0f} s; server ready after "
-          f"{vllm_openai_server.ready_after_s or 0:.0f} s")
+    print(
+        f"conform42 run against vLLM {vllm_openai_server.base_url}: suite "
+        f"{judged.results['duration_s']:.0f} s, wall clock {wall:.0f} s; server ready after "
+        f"{vllm_openai_server.ready_after_s or 0:.0f} s"
+    )
     return judged
 
 
 # -------------------------------------------------------------------------------------------- tests
 def test_verdict_is_non_conformant_for_err001_alone(judged: Judged) -> None:
-    failed_musts = sorted(r["id"] for r in judged.results["requirements"]
-                          if r["level"] == "MUST" and r["outcome"] == "Fail")
+    failed_musts = sorted(
+        r["id"] for r in judged.results["requirements"] if r["level"] == "MUST" and r["outcome"] == "Fail"
+    )
     errored = sorted(r["id"] for r in judged.results["requirements"] if r["outcome"] == "Error")
     assert errored == [], f"the suite could not judge {errored}:\n{judged.output}"
     assert failed_musts == ["ERR-001"], judged.output
@@ -214,8 +230,9 @@ def test_requirement_outcome(judged: Judged, rid: str) -> None:
 
 def test_every_pinned_requirement_has_an_expected_outcome(judged: Judged) -> None:
     """A requirement added to (or dropped from) the catalogue must be judged here on purpose."""
-    pinned = {r["id"] for r in judged.results["requirements"]
-              if r["level"] == "MUST" or r["area"] in PINNED_AREAS}
+    pinned = {
+        r["id"] for r in judged.results["requirements"] if r["level"] == "MUST" or r["area"] in PINNED_AREAS
+    }
     assert pinned - EXPECTED.keys() == set(), "judge these against the transcript and add them to EXPECTED"
     assert EXPECTED.keys() - pinned == set(), "no longer MUST or in a pinned area: move or drop them"
 
@@ -233,10 +250,14 @@ def test_err001_fails_for_the_401_body_alone(judged: Judged) -> None:
     outcomes = {t["nodeid"]: t["outcome"] for t in tests}
     for status in (400, 404):
         assert outcomes.get(f"test_errors.py::test_error_envelope[{status}-fortytwo]") == "Pass", (
-            judged.explain("ERR-001"))
+            judged.explain("ERR-001")
+        )
 
 
 def test_report_does_not_reveal_the_key(judged: Judged) -> None:
-    leaks = [p.name for p in judged.report.iterdir() if p.is_file()
-             and KEY in p.read_text(encoding="utf-8", errors="replace")]
+    leaks = [
+        p.name
+        for p in judged.report.iterdir()
+        if p.is_file() and KEY in p.read_text(encoding="utf-8", errors="replace")
+    ]
     assert leaks == [] and KEY not in judged.run.stdout + judged.run.stderr

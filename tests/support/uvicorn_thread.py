@@ -21,14 +21,23 @@ __all__ = ["serving"]
 
 
 @contextmanager
-def serving(app: ASGIApp, *, lifespan: Literal["on", "off"] = "on",
-            startup_timeout: float = 10.0) -> Iterator[str]:
+def serving(
+    app: ASGIApp, *, lifespan: Literal["on", "off"] = "on", startup_timeout: float = 10.0
+) -> Iterator[str]:
     """``with serving(app) as base_url:`` uvicorn on 127.0.0.1 (a free port) until the block ends.
 
     ``lifespan="off"`` for an app whose lifespan already ran (a TestClient around it) or is not wanted.
     """
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan,
-                            http="h11", ws="none", timeout_graceful_shutdown=1)
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan=lifespan,
+        http="h11",
+        ws="none",
+        timeout_graceful_shutdown=1,
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="uvicorn-thread", daemon=True)
     thread.start()

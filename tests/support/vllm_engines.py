@@ -36,7 +36,11 @@ def prepare_chat_model() -> Path:
     """The converted chat model's folder (converted once, about 20 s; a no-op when done)."""
     done = subprocess.run(
         [sys.executable, "-m", "reference_server.model_prep", "--cache-dir", str(CACHE / "models")],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     if done.returncode != 0:
         pytest.fail(f"model_prep failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-4000:]}")
