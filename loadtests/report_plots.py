@@ -21,7 +21,7 @@ _PCTS = (("p50", "-"), ("p90", ":"), ("p99", "--"))
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
@@ -33,7 +33,7 @@ def _axes(title: str, xlabel: str, ylabel: str, n: int = 1) -> tuple[Figure, lis
         ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
-    fig.suptitle(title)
+    del title  # the page's caption names the plot
     return fig, axes
 
 

@@ -39,23 +39,16 @@ class GoodputSlo:
     def any(self) -> bool:
         return any(v is not None for v in (self.ttft_ms, self.itl_ms, self.e2e_ms))
 
-    def met(self, ttft_ms: float | None, itl_ms: float | None, e2e_ms: float | None) -> bool:
-        """Every threshold given holds; a figure a request does not have (ITL of a chat) is not held
-        against it, but a stream without a first token fails a TTFT threshold."""
-        for limit, value, required in (
-            (self.ttft_ms, ttft_ms, True),
-            (self.itl_ms, itl_ms, False),
-            (self.e2e_ms, e2e_ms, True),
-        ):
-            if limit is None:
-                continue
-            if value is None:
-                if required:
-                    return False
-                continue
-            if value > limit:
-                return False
-        return True
+    def met(self, ttft_ms: float | None, itl_ms: float | None, e2e_ms: float | None, streamed: bool) -> bool:
+        """Every threshold given holds. TTFT and ITL are figures of streams: other requests are judged
+        by their end-to-end time alone, and a stream without a first token misses a TTFT threshold."""
+        if self.e2e_ms is not None and (e2e_ms is None or e2e_ms > self.e2e_ms):
+            return False
+        if not streamed:
+            return True
+        if self.ttft_ms is not None and (ttft_ms is None or ttft_ms > self.ttft_ms):
+            return False
+        return self.itl_ms is None or itl_ms is None or itl_ms <= self.itl_ms
 
     def to_dict(self) -> dict[str, Any]:
         return {

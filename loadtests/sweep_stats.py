@@ -8,8 +8,8 @@ Per step and tier, from the requests *sent* in the step's measured window (``loa
 * TTFT / ITL / end-to-end percentiles: of the successful requests (ITL: a stream's mean per-token ITL);
 * output tokens/s: the successful requests' output tokens over the window;
 * goodput/s: successful requests that met every per-request SLO given (all successful ones when none
-  is given); attainment: goodput over the admitted requests (a 429 is the tier limit at work, not a
-  miss; a 503 or a failure is a miss).
+  is given; TTFT and ITL thresholds apply to streams); attainment: goodput over the admitted
+  requests (a 429 is the tier limit at work, not a miss; a 503 or a failure is a miss).
 
 A step meets the SLOs when its attainment reaches the target (with per-request SLOs), its TTFT / ITL /
 end-to-end p95 are within ``--slo-*-p95`` and its failure rate within ``--slo-error-rate``.
@@ -72,7 +72,7 @@ def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputS
     for r in records:
         count[r.outcome] = count.get(r.outcome, 0) + 1
     ok = [r for r in records if r.outcome == "ok"]
-    good = sum(1 for r in ok if slo.met(r.ttft_ms, r.itl_ms, r.e2e_ms))
+    good = sum(1 for r in ok if slo.met(r.ttft_ms, r.itl_ms, r.e2e_ms, r.kind == "stream"))
     admitted = sent - count["429"] - count["503"]
     judged = sent - count["429"]
     return {
