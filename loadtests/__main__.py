@@ -2,9 +2,10 @@
 
 Everything after the program name goes to Locust, with these defaults added when absent:
 ``-f loadtests/locustfile.py``, ``--headless`` (``--web`` keeps the web UI instead), ``-u`` the sum of
-the tier users (+1 for the open loop), ``-r`` the same (all at once) and ``-t 60s``. Workers
-(``--worker``) get only ``-f``. The exit code is the harness's: 0 when no promise was broken and
-every SLO held, 1 otherwise (2 for a Locust setup problem).
+the tier users (+1 for the open loop), ``-r`` the same (all at once) and ``-t 60s`` (none for a
+capacity sweep, which ends after its last step). Workers (``--worker``) get only ``-f``. The exit
+code is the harness's: 0 when no promise was broken and every SLO held, 1 otherwise (2 for a Locust
+setup problem).
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ def _users(argv: Sequence[str]) -> int:
     return max(1, total + (1 if known.open_loop_rate > 0 else 0))
 
 
+def _sweeps(argv: Sequence[str]) -> bool:
+    """A capacity sweep ends after its last step, so it gets no default run time."""
+    flags = ("sweep", "sweep_rates", "sweep_users")
+    return _has(argv, *("--" + f.replace("_", "-") for f in flags)) or any(
+        os.environ.get("LOCUST_" + f.upper()) for f in flags
+    )
+
+
 def _api_profile(args: list[str]) -> list[str]:
     """``--profile 42ai|fortytwo`` means the API profile; Locust's own --profile (a run label) is kept."""
     out: list[str] = []
@@ -84,7 +93,7 @@ def build_argv(argv: Sequence[str]) -> list[str]:
         out += ["-u", str(_users(args))]
     if not _has(args, "-r", "--spawn-rate"):
         out += ["-r", str(_users(args))]
-    if not web and not _has(args, "-t", "--run-time"):
+    if not web and not _has(args, "-t", "--run-time") and not _sweeps(args):
         out += ["-t", "60s"]
     return out + args
 

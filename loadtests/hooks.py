@@ -19,10 +19,12 @@ import gevent  # type: ignore[import-untyped]
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
+from loadtests import sweep_shape
 from loadtests.collector import Collector
 from loadtests.options import HarnessConfig, add_arguments
 from loadtests.report import render, summarise, write_json
 from loadtests.runtime import STATE
+from loadtests.sweep_render import render_sweep
 from loadtests.users import TOKENS, FreeUser, InternalUser, OpenLoopUser, ProUser
 
 __all__: list[str] = []
@@ -51,6 +53,7 @@ def _configure(environment: Any) -> HarnessConfig:
     ProUser.fixed_count = cfg.users["pro"]
     InternalUser.fixed_count = cfg.users["internal"]
     OpenLoopUser.fixed_count = 1 if cfg.open_loop_rate > 0 else 0
+    sweep_shape.configure(environment, cfg)
     return cfg
 
 
@@ -74,6 +77,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     if environment.parsed_options is not None:
         _configure(environment)
     STATE.reset()
+    sweep_shape.reset()
     TOKENS.reset()
     _WORKER_SENT["sent"] = False
     if isinstance(environment.runner, MasterRunner):
@@ -89,7 +93,7 @@ def _send_final(environment: Any) -> None:
     if _WORKER_SENT["sent"]:
         return
     _WORKER_SENT["sent"] = True
-    environment.runner.send_message(FINAL, STATE.collector.to_dict())
+    environment.runner.send_message(FINAL, {**STATE.collector.to_dict(), **sweep_shape.final_payload()})
 
 
 def _on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
@@ -99,6 +103,7 @@ def _on_flush(environment: Any, msg: Any, **_kw: Any) -> None:
 
 def _on_final(environment: Any, msg: Any, **_kw: Any) -> None:
     _MASTER.merged.merge_dict(msg.data)
+    sweep_shape.merge_final(msg.data)
     _MASTER.finals.add(msg.node_id)
     _MASTER.seen.add(msg.node_id)
 
@@ -136,7 +141,9 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
     else:
         collector = STATE.collector
     errors = [f"{row['count']} x {str(row['msg']).strip()[:200]}" for row in runner.exceptions.values()]
-    summary = summarise(collector, cfg.thresholds, profile=cfg.profile, harness_errors=errors)
+    thresholds = sweep_shape.run_thresholds(cfg.thresholds)
+    summary = summarise(collector, thresholds, profile=cfg.profile, harness_errors=errors)
+    sweep_shape.finish(summary, collector, cfg)
     if cfg.summary_json:
         write_json(summary, Path(cfg.summary_json))
     _PENDING_RENDER.append(summary)
@@ -149,7 +156,10 @@ _PENDING_RENDER: list[dict[str, Any]] = []
 def _on_quit(exit_code: int, **_kw: Any) -> None:
     # quit fires after Locust printed its own tables, so the verdict is the last thing on the terminal.
     while _PENDING_RENDER:
-        render(_PENDING_RENDER.pop(0), file=sys.stdout)
+        summary = _PENDING_RENDER.pop(0)
+        if "sweep" in summary:
+            render_sweep(summary["sweep"], file=sys.stdout)
+        render(summary, file=sys.stdout)
     sys.stdout.flush()
 
 

@@ -10,6 +10,7 @@ open loop), or use ``python -m loadtests``, which does. Options: ``locust -f loa
 from __future__ import annotations
 
 from loadtests import hooks  # noqa: F401  (registers the event listeners)
+from loadtests.sweep_shape import SweepShape  # switched off at init without --sweep
 from loadtests.users import FreeUser, InternalUser, OpenLoopUser, ProUser
 
-__all__ = ["FreeUser", "InternalUser", "OpenLoopUser", "ProUser"]
+__all__ = ["FreeUser", "InternalUser", "OpenLoopUser", "ProUser", "SweepShape"]

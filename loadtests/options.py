@@ -78,6 +78,17 @@ class HarnessOption:
 
 
 HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
+    HarnessOption("sweep", flag=True, default=False, help="capacity sweep (default rates 1,2,...,32 per s)"),
+    HarnessOption("sweep_rates", help="sweep steps: open-loop arrivals per s, e.g. 1,2,4,8"),
+    HarnessOption("sweep_users", help="sweep steps: closed-loop users, spread like the tier users"),
+    HarnessOption("sweep_step_seconds", parse=float, default=30.0, help="seconds per sweep step (30)"),
+    HarnessOption("sweep_warmup_seconds", parse=float, default=5.0, help="left out of each step (5 s)"),
+    HarnessOption("sweep_full", flag=True, default=False, help="no early stop once saturated"),
+    HarnessOption("slo_ttft_ms", parse=float, default=None, help="goodput: TTFT of a request <= this"),
+    HarnessOption("slo_itl_ms", parse=float, default=None, help="goodput: mean ITL of a stream <= this"),
+    HarnessOption("slo_e2e_ms", parse=float, default=None, help="goodput: end-to-end of a request <= this"),
+    HarnessOption("slo_attainment", parse=float, default=0.9, help="share of good requests a step needs"),
+    HarnessOption("summary_html", help="write the HTML load report (plots, tables) here"),
     HarnessOption(
         "api_profile",
         choices=("42ai", "fortytwo"),

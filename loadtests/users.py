@@ -118,6 +118,8 @@ class OpenLoopUser(TierUser):
     """
 
     tier = "internal"
+    #: The arrival rate now, when it changes during the run (a capacity sweep); None: --open-loop-rate.
+    rate_now: ClassVar[Callable[[], float] | None] = None
 
     def __init__(self, environment: Any) -> None:
         type(self).tier = _cfg().open_loop_tier
@@ -137,14 +139,15 @@ class OpenLoopUser(TierUser):
     @task
     def next_task(self) -> None:
         cfg = self.cfg
-        if cfg.open_loop_rate <= 0:
+        rate_now = type(self).rate_now or (lambda: cfg.open_loop_rate)
+        if rate_now() <= 0:
             raise StopUser("open loop off (--open-loop-rate 0)")
-        mean_gap = 1.0 / cfg.open_loop_rate
-        gap: Callable[[], float] = (
-            (lambda: random.expovariate(cfg.open_loop_rate))
-            if cfg.open_loop_arrival == "poisson"
-            else (lambda: mean_gap)
-        )
+        poisson = cfg.open_loop_arrival == "poisson"
+
+        def gap() -> float:
+            rate = rate_now()
+            return random.expovariate(rate) if poisson else 1.0 / rate
+
         intended = time.perf_counter()
         collector = STATE.collector
         while True:

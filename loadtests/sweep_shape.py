@@ -1,0 +1,179 @@
+"""The capacity sweep on the Locust side (imports Locust): the load shape that steps the ladder, the
+request log fed by Locust's request events, and the sweep and HTML sections of the summary.
+
+A rates sweep keeps the users and changes the open-loop user's arrival rate (each process reads the
+ladder from its own test start, so workers follow the master within the spawn message's delay, well
+inside the warm-up). A users sweep turns the tier users from fixed counts into weights (the tier user
+options) and has the shape ask Locust for the step's total. Without a sweep the shape is switched off
+at ``init`` and Locust runs as before. The early stop looks at the records of this process, so it
+works in a single process; a distributed sweep runs every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Hashable, Mapping
+from pathlib import Path
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+from locust import LoadTestShape, events
+from locust.runners import LocalRunner
+
+from loadtests.collector import Collector
+from loadtests.html_report import write_html
+from loadtests.options import HarnessConfig
+from loadtests.report import EXIT_FAILED, Thresholds
+from loadtests.request_log import RequestLog
+from loadtests.runtime import STATE
+from loadtests.sweep_plan import GoodputSlo, SweepPlan
+from loadtests.sweep_stats import saturation, step_rows, sweep_summary
+from loadtests.timeseries import time_series
+from loadtests.users import FreeUser, InternalUser, OpenLoopUser, ProUser
+
+__all__ = ["SWEEP", "SweepShape", "configure", "finish", "merge_final", "reset", "run_thresholds"]
+
+_TIER_USERS = (FreeUser, ProUser, InternalUser)
+
+
+@dataclasses.dataclass
+class _Sweep:
+    plan: SweepPlan | None = None
+    slo: GoodputSlo = dataclasses.field(default_factory=GoodputSlo)
+    html: str = ""
+    #: keep a record per request (a sweep, or an HTML report's time series)
+    keep: bool = False
+    started: float | None = None
+    stopped_early: str | None = None
+    evaluated: int = 0
+    log: RequestLog = dataclasses.field(default_factory=RequestLog)
+
+
+SWEEP = _Sweep()
+
+
+def _elapsed() -> float:
+    return time.time() - SWEEP.started if SWEEP.started is not None else 0.0
+
+
+def configure(environment: Any, cfg: HarnessConfig) -> None:
+    """Read the sweep options; set the users up for the ladder, or switch the shape off without one."""
+    o = environment.parsed_options
+    plan = SweepPlan.from_options(o)
+    SWEEP.plan = plan
+    SWEEP.slo = GoodputSlo(
+        getattr(o, "slo_ttft_ms", None),
+        getattr(o, "slo_itl_ms", None),
+        getattr(o, "slo_e2e_ms", None),
+        float(getattr(o, "slo_attainment", 0.9)),
+    )
+    SWEEP.html = getattr(o, "summary_html", "") or (
+        str(Path(cfg.summary_json).with_suffix(".html")) if plan is not None and cfg.summary_json else ""
+    )
+    SWEEP.keep = plan is not None or bool(SWEEP.html)
+    OpenLoopUser.rate_now = None
+    if plan is None:
+        environment.shape_class = None
+        return
+    if plan.mode == "rates":
+        OpenLoopUser.fixed_count = 1
+        OpenLoopUser.rate_now = lambda: plan.load_at(_elapsed())
+    else:
+        for user_class in _TIER_USERS:
+            user_class.fixed_count = 0
+            user_class.weight = cfg.users[user_class.tier]
+
+
+def reset() -> None:
+    """A new test: anchor the ladder at now and forget the previous run's records."""
+    SWEEP.started = time.time()
+    SWEEP.stopped_early = None
+    SWEEP.evaluated = 0
+    SWEEP.log = RequestLog()
+
+
+def run_thresholds(thresholds: Thresholds) -> Thresholds:
+    """A sweep judges the percentile SLOs per step, not over the whole run (whose top steps are meant
+    to go past them)."""
+    if SWEEP.plan is None:
+        return thresholds
+    return dataclasses.replace(thresholds, ttft_p95_ms=None, itl_p95_ms=None, e2e_p95_ms=None)
+
+
+def _on_request(
+    request_type: str, name: str, response_time: float, response_length: int, exception: Any, **_kw: Any
+) -> None:
+    if SWEEP.keep:
+        who: Hashable = gevent.getcurrent()
+        SWEEP.log.event(
+            who, request_type, name, response_time, response_length, exception is not None, time.time()
+        )
+
+
+def final_payload() -> dict[str, Any]:
+    """This worker's records, for the master."""
+    return SWEEP.log.to_dict() if SWEEP.keep else {}
+
+
+def merge_final(data: Mapping[str, Any]) -> None:
+    SWEEP.log.merge_dict(data)
+
+
+class SweepShape(LoadTestShape):
+    """Steps the ladder of ``SWEEP.plan``; ends the test after the last step or once saturated."""
+
+    use_common_options = True  # -u/-r/-t are the harness's defaults: no warning that they are ignored
+
+    def tick(self) -> tuple[int, float] | tuple[int, float, list[Any]] | None:
+        plan, cfg = SWEEP.plan, STATE.config
+        if plan is None or cfg is None:
+            return None
+        index = plan.step_at(_elapsed())
+        if index is None or self._saturated(plan, cfg):
+            return None
+        open_loop = 1 if plan.mode == "rates" or cfg.open_loop_rate > 0 else 0
+        if plan.mode == "rates":
+            total = sum(cfg.users.values()) + open_loop
+            return total, float(total)
+        classes: list[Any] = [c for c in _TIER_USERS if c.weight > 0] + ([OpenLoopUser] if open_loop else [])
+        total = int(plan.loads[index]) + open_loop
+        return total, float(total), classes
+
+    def _saturated(self, plan: SweepPlan, cfg: HarnessConfig) -> bool:
+        """Judge each finished step once its successor's warm-up is over (its late answers are in)."""
+        if plan.full or not isinstance(self.runner, LocalRunner) or SWEEP.started is None:
+            return False
+        done = int((_elapsed() - plan.warmup_seconds) // plan.step_seconds)
+        if done < 2 or done <= SWEEP.evaluated:
+            return False
+        SWEEP.evaluated = done
+        windows = plan.windows(SWEEP.started, SWEEP.started + done * plan.step_seconds)
+        rows = step_rows(list(SWEEP.log.records), windows, SWEEP.slo, cfg.thresholds)
+        SWEEP.stopped_early = saturation(rows)
+        return SWEEP.stopped_early is not None
+
+
+def finish(summary: dict[str, Any], collector: Collector, cfg: HarnessConfig) -> None:
+    """Add the sweep's step table to the summary (a sweep in which no step met the SLOs fails), and
+    write the HTML report when one is asked for."""
+    if not SWEEP.keep or SWEEP.started is None:
+        return
+    SWEEP.log.flush()
+    started, ended = SWEEP.started, time.time()
+    boundaries: list[float] = []
+    plan = SWEEP.plan
+    if plan is not None:
+        windows = [w for w in plan.windows(started, ended) if w.seconds > 0]
+        rows = step_rows(SWEEP.log.records, windows, SWEEP.slo, cfg.thresholds)
+        summary["sweep"] = sweep_summary(plan, rows, SWEEP.slo, SWEEP.stopped_early)
+        boundaries = [w.start - started for w in windows]
+        if rows and summary["sweep"]["highest_load_meeting_slo"] is None:
+            summary["reasons"].append("sweep: no step met the SLOs")
+            summary["verdict"], summary["exit_code"] = "fail", EXIT_FAILED
+    if SWEEP.html:
+        series = time_series(SWEEP.log.records, collector.intervals, started, ended)
+        write_html(summary, series, Path(SWEEP.html), boundaries)
+
+
+events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
