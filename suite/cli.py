@@ -11,12 +11,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
 from rich.table import Table
 
 from suite.catalogue import AREAS, LEVELS, PROFILES, CatalogueError, Requirement, load_catalogue
+from suite.diff import ResultsFileError, diff_results, load_results, render_diff
 from suite.resources import SpecsNotFound
 from suite.run_command import add_run_parser
 
@@ -58,6 +60,17 @@ def _build_parser() -> argparse.ArgumentParser:
     reqs.set_defaults(handler=_cmd_requirements)
 
     add_run_parser(commands)
+
+    diff = commands.add_parser(
+        "diff",
+        help="compare two runs' results.json: what newly fails, errors, skips or passes",
+        description="Compare two results.json files written by `conform42 run --report`. Exit codes: "
+        "1 when a MUST requirement newly fails, 0 otherwise, 2 for a missing or unreadable file.",
+    )
+    diff.add_argument("old", type=Path, metavar="OLD", help="the earlier run's results.json")
+    diff.add_argument("new", type=Path, metavar="NEW", help="the later run's results.json")
+    diff.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    diff.set_defaults(handler=_cmd_diff)
 
     # Parsed by the load harness itself; listed here so `conform42 --help` shows it.
     commands.add_parser(
@@ -112,6 +125,20 @@ def _cmd_requirements(args: argparse.Namespace) -> int:
     else:
         _render_table(selected, Console())
     return EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    try:
+        old, new = load_results(args.old), load_results(args.new)
+    except ResultsFileError as exc:
+        sys.stderr.write(f"conform42 diff: {exc}\n")
+        return EXIT_USAGE
+    result = diff_results(old, new)
+    if args.json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(render_diff(result, str(args.old), str(args.new)))
+    return result.exit_code
 
 
 def _exec_module(module: str, args: Sequence[str]) -> None:

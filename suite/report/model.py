@@ -64,6 +64,14 @@ class RunReport:
             rows.setdefault(result.requirement.area, Counter())[result.outcome] += 1
         return rows
 
+    def matrix_by_level(self) -> dict[str, dict[str, Counter[Outcome]]]:
+        """Area -> level -> requirement outcome counts; areas in catalogue order of first appearance."""
+        rows: dict[str, dict[str, Counter[Outcome]]] = {}
+        for result in self.requirements:
+            r = result.requirement
+            rows.setdefault(r.area, {}).setdefault(r.level, Counter())[result.outcome] += 1
+        return rows
+
     def failures(self) -> list[tuple[RequirementResult, TestResult]]:
         """Every (requirement, test) pair whose test failed or errored, requirement order."""
         return [

@@ -4,6 +4,7 @@ escapes what the target sent; the terminal shows the failure with its reproduce 
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
@@ -88,7 +89,10 @@ def test_html_is_self_contained_and_escapes_what_the_target_sent(report, tmp_pat
     write_reports(report, tmp_path)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert HOSTILE not in page and "&lt;script&gt;" in page
-    assert "<script" not in page and "http://" not in page.replace("http://t", "")  # no external assets
+    # No external assets: the page's one script is inline, nothing is linked, imported or loaded.
+    assert page.count("<script") == 1 and "<script>" in page
+    assert not re.search(r"<(link|img|iframe|object|embed)\b|\bsrc=|@import|url\(", page)
+    assert "http://" not in page.replace("http://t", "") and "https://" not in page
     assert "NON-CONFORMANT" in page and "12.5 s" in page
 
 
