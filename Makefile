@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: help venv vllm serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-zero-delay prove-meta clean
+.PHONY: help venv vllm browser serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-zero-delay prove-meta clean
 
 help:
 	@echo "make conformance  set up, run the suite against the bundled reference server, write the report"
@@ -36,6 +36,13 @@ $(VENV)/.stamp-vllm: $(VENV)/.stamp-dev
 
 vllm: $(VENV)/.stamp-vllm
 
+# The HTML report tests drive the system's Chromium through Playwright (Playwright's own browser download
+# does not work here). Installed when missing and the machine allows it; without it those tests Skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+	  || echo "no Chromium (apt-get install chromium): the browser tests will Skip"
+
 serve: vllm
 	$(BIN)/conform42 serve
 
@@ -51,7 +58,8 @@ test: lint
 	@echo "== lane 2/4: fast tests (no vLLM, not slow) =="
 	$(BIN)/python -m pytest -m "not vllm and not slow"
 	@$(MAKE) --no-print-directory vllm
-	@echo "== lane 3/4: slow tests (sim servers, Locust, subprocesses) =="
+	@$(MAKE) --no-print-directory browser
+	@echo "== lane 3/4: slow tests (sim servers, Locust, subprocesses, headless Chromium) =="
 	$(BIN)/python -m pytest -m "slow and not vllm"
 	@echo "== lane 4/4: tests on real vLLM =="
 	$(BIN)/python -m pytest -m vllm
