@@ -45,6 +45,7 @@ __all__ = [
     "judge",
     "load_baseline",
     "percentile_arg",
+    "regression_reason",
     "render_comparison",
     "sample_histograms",
     "threshold_arg",
@@ -284,6 +285,15 @@ def compare_summaries(
         "only_in_baseline": [f"{t} {m}" for t, m in sorted(old_series.keys() - new_series.keys())],
         "only_in_run": [f"{t} {m}" for t, m in sorted(new_series.keys() - old_series.keys())],
     }
+
+
+def regression_reason(comparison: Mapping[str, Any]) -> str | None:
+    """One line for the run's verdict naming every regression (the details are in the comparison)."""
+    found = [r for r in comparison["rows"] if r["verdict"] == "regression"]
+    if not found:
+        return None
+    cells = ", ".join(f"{r['tier']} {r['model']} {r['label']} {_pct(r['rel'])}" for r in found)
+    return f"{len(found)} regression(s) against {comparison['baseline'] or 'the baseline'}: {cells}"
 
 
 # ------------------------------------------------------------------------------------------ rendering

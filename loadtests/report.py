@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from loadtests.collector import Collector
-from loadtests.compare import render_comparison, sample_histograms
+from loadtests.compare import regression_reason, render_comparison, sample_histograms
 from loadtests.metrics import Histogram
 
 __all__ = ["EXIT_FAILED", "EXIT_OK", "Thresholds", "add_comparison", "render", "summarise", "write_json"]
@@ -147,8 +147,9 @@ def summarise(
 def add_comparison(summary: dict[str, Any], comparison: Mapping[str, Any]) -> None:
     """Attach a comparison with a baseline (loadtests.compare); a regression fails the run."""
     summary["comparison"] = comparison
-    if comparison["regressions"]:
-        summary["reasons"] = [*summary["reasons"], *comparison["regressions"]]
+    reason = regression_reason(comparison)
+    if reason:
+        summary["reasons"] = [*summary["reasons"], reason]
         summary["verdict"], summary["exit_code"] = "fail", EXIT_FAILED
 
 

@@ -142,7 +142,9 @@ def test_a_slower_server_fails_the_run_and_names_the_metric():
     assert verdicts["tps"] == "regression"
     add_comparison(current, comparison)
     assert current["exit_code"] == 1 and current["verdict"] == "fail"
-    assert any("regression: pro 42-logic TTFT p50" in r for r in current["reasons"])
+    assert any("regression: pro 42-logic TTFT p50" in r for r in comparison["regressions"])
+    (reason,) = current["reasons"]  # one line for the verdict, however many cells regressed
+    assert reason.startswith("4 regression(s) against base.json: pro 42-logic TTFT +")
     out = io.StringIO()
     render(current, file=out)
     assert "REGRESSION" in out.getvalue() and "compared with base.json" in out.getvalue()
