@@ -16,7 +16,7 @@ from loadtests.promises import TIER_LIMITS, Overlap, Violation, find_overlaps
 
 __all__ = ["Collector", "SeriesStats"]
 
-_HISTS = ("ttft", "itl", "e2e", "tps")
+_HISTS = ("ttft", "itl", "itl_stream", "e2e", "tps")
 #: Kept examples per violation group; the count is always exact.
 _EXAMPLES = 5
 
@@ -35,6 +35,9 @@ class SeriesStats:
     usage_missing: int = 0
     ttft: Histogram = field(default_factory=Histogram)  # µs
     itl: Histogram = field(default_factory=Histogram)  # µs, one sample per token gap
+    #: µs, the mean per-token ITL of each stream: one sample per request, what a comparison of two runs
+    #: resamples (the gaps of one stream are not independent of each other).
+    itl_stream: Histogram = field(default_factory=Histogram)
     e2e: Histogram = field(default_factory=Histogram)  # µs, successful requests
     tps: Histogram = field(default_factory=Histogram)  # milli-tokens per second, per request
 
@@ -95,6 +98,9 @@ class Collector:
         if timing.ttft is not None:
             s.ttft.add(timing.ttft * 1e6)
         s.itl.extend(timing.itls, 1e6)
+        mean_itl = timing.mean_itl
+        if mean_itl is not None:
+            s.itl_stream.add(mean_itl * 1e6)
         tps = timing.tokens_per_s
         if tps is not None:
             s.tps.add(tps * 1000)

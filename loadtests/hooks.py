@@ -21,8 +21,9 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests import sweep_shape
 from loadtests.collector import Collector
-from loadtests.options import HarnessConfig, add_arguments
-from loadtests.report import render, summarise, write_json
+from loadtests.compare import BaselineError, CompareSettings, compare_summaries, load_baseline
+from loadtests.options import DEFAULTS, HarnessConfig, add_arguments
+from loadtests.report import add_comparison, render, summarise, write_json
 from loadtests.runtime import STATE
 from loadtests.sweep_render import render_sweep
 from loadtests.users import TOKENS, FreeUser, InternalUser, OpenLoopUser, ProUser
@@ -57,6 +58,32 @@ def _configure(environment: Any) -> HarnessConfig:
     return cfg
 
 
+#: The baseline of --compare, read at init so a missing or unusable file stops the run before any load.
+_BASELINE: dict[str, Any] = {}
+
+
+def _compare_settings(options: Any) -> CompareSettings:
+    def g(name: str) -> Any:
+        return getattr(options, name, DEFAULTS[name])
+
+    return CompareSettings(
+        baseline=g("compare") or "",
+        threshold_pct=float(g("regression_threshold")),
+        percentile=float(g("compare_percentile")),
+    )
+
+
+def _load_baseline(environment: Any) -> None:
+    settings = _compare_settings(environment.parsed_options)
+    if not settings.baseline:
+        return
+    try:
+        _BASELINE.update(settings=settings, summary=load_baseline(settings.baseline))
+    except BaselineError as exc:
+        log.error("%s", exc)
+        sys.exit(2)  # a setup problem, like Locust's own (SystemExit passes through its event hooks)
+
+
 def _on_parser(parser: Any, **_kw: Any) -> None:
     add_arguments(parser)
 
@@ -65,6 +92,8 @@ def _on_init(environment: Any, **_kw: Any) -> None:
     if environment.parsed_options is not None:
         _configure(environment)
     runner = environment.runner
+    if environment.parsed_options is not None and not isinstance(runner, WorkerRunner):
+        _load_baseline(environment)
     if isinstance(runner, MasterRunner):
         runner.register_message(FINAL, _on_final)
         events.worker_report.add_listener(_on_worker_report)  # type: ignore[no-untyped-call]
@@ -144,6 +173,8 @@ def _on_quitting(environment: Any, **_kw: Any) -> None:
     thresholds = sweep_shape.run_thresholds(cfg.thresholds)
     summary = summarise(collector, thresholds, profile=cfg.profile, harness_errors=errors)
     sweep_shape.finish(summary, collector, cfg)
+    if _BASELINE:
+        add_comparison(summary, compare_summaries(_BASELINE["summary"], summary, _BASELINE["settings"]))
     if cfg.summary_json:
         write_json(summary, Path(cfg.summary_json))
     _PENDING_RENDER.append(summary)

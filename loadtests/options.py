@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from loadtests.compare import percentile_arg, threshold_arg
 from loadtests.report import Thresholds
 
 __all__ = [
@@ -241,6 +242,24 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
     HarnessOption("summary_json", help="write the summary (per tier and model, violations, SLOs) here"),
     HarnessOption(
         "record_file", help="append one JSON line per stream (ids, stamps) here, for the accuracy benchmark"
+    ),
+    HarnessOption(
+        "compare",
+        help="after the run, compare it with this earlier --summary-json (the baseline): per tier, model "
+        "and metric the change with a bootstrap 95-percent interval; a regression fails the run (exit 1)",
+    ),
+    HarnessOption(
+        "regression_threshold",
+        parse=threshold_arg,
+        default=10.0,
+        help="with --compare: a slowdown (or loss of tokens/s) smaller than this many percent is never a "
+        "regression (default 10)",
+    ),
+    HarnessOption(
+        "compare_percentile",
+        parse=percentile_arg,
+        default=50.0,
+        help="with --compare: the percentile of each metric that is compared (default 50, the median)",
     ),
 )
 DEFAULTS: Mapping[str, Any] = {option.name: option.default for option in HARNESS_OPTIONS}

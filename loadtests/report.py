@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from loadtests.collector import Collector
+from loadtests.compare import regression_reason, render_comparison, sample_histograms
 from loadtests.metrics import Histogram
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "Thresholds", "render", "summarise", "write_json"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "Thresholds", "add_comparison", "render", "summarise", "write_json"]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _QS = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
@@ -77,6 +78,8 @@ def summarise(
                 "itl_ms": _ms(s.itl),
                 "e2e_ms": _ms(s.e2e),
                 "tokens_per_s": _ms(s.tps),  # stored as milli-tokens/s, so the same scale gives tokens/s
+                # Per-request values, so a later run can be compared with this one (--compare).
+                "histograms": sample_histograms(s),
             }
         )
     violations = collector.all_violations()
@@ -139,6 +142,15 @@ def summarise(
         "notices": sorted(collector.notices),
         "processes": collector.processes,
     }
+
+
+def add_comparison(summary: dict[str, Any], comparison: Mapping[str, Any]) -> None:
+    """Attach a comparison with a baseline (loadtests.compare); a regression fails the run."""
+    summary["comparison"] = comparison
+    reason = regression_reason(comparison)
+    if reason:
+        summary["reasons"] = [*summary["reasons"], reason]
+        summary["verdict"], summary["exit_code"] = "fail", EXIT_FAILED
 
 
 def write_json(summary: Mapping[str, Any], path: Path) -> None:
@@ -225,6 +237,8 @@ def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
     for s in summary["slo"]:
         mark = "ok" if s["ok"] else "[bold red]BREACH[/]"
         console.print(f"SLO {s['name']} <= {s['threshold']}: measured {_f(s['measured'])} {mark}")
+    if summary.get("comparison"):
+        render_comparison(summary["comparison"], console=console)
     verdict = summary["verdict"].upper()
     colour = "green" if summary["exit_code"] == 0 else "red"
     detail = "; ".join(summary["reasons"]) if summary["reasons"] else "no promise violated, every SLO met"
