@@ -52,6 +52,9 @@ class Pace:
     floor_s: float = 30.0
     measured: bool = False
     note: str = "not measured"
+    #: The measurement got no answer within the floor: a target that does not answer is not a slow one,
+    #: so every deadline stays at the floor (otherwise each unanswered request would wait the cap).
+    unanswered: bool = False
 
     def generation_s(self, max_tokens: int, steps: int = 1) -> float:
         """Expected seconds for ``steps`` sequential generations of ``max_tokens`` each."""
@@ -59,6 +62,8 @@ class Pace:
 
     def deadline(self, max_tokens: int | None = None, steps: int = 1) -> float:
         """Seconds a request for that much generation may take before it counts as unanswered."""
+        if self.unanswered:
+            return self.floor_s
         tokens = ASSUMED_STEP_TOKENS if max_tokens is None else max(int(max_tokens), 1)
         derived = SAFETY_FACTOR * self.generation_s(tokens, steps) + SLACK_S
         return max(self.floor_s, min(derived, CAP_FACTOR * self.floor_s))
@@ -81,6 +86,8 @@ class Pace:
         return self.floor_s
 
     def describe(self) -> str:
+        if self.unanswered:
+            return f"target speed not measured ({self.note}); every deadline stays at {self.floor_s:g} s"
         if not self.measured:
             return f"target speed not measured ({self.note}); deadlines assume a slow engine"
         return (
@@ -137,6 +144,9 @@ def measure_pace(
                     break
                 if line.startswith("data:") and _content_of(line[5:].strip()) is not None:
                     stamps.append(time.monotonic())
+    except httpx.TimeoutException as exc:
+        note = f"no answer within {floor_s:g} s: {type(exc).__name__}"
+        return Pace(floor_s=floor_s, note=note, unanswered=True)
     except httpx.HTTPError as exc:
         return Pace(floor_s=floor_s, note=f"the measurement failed: {type(exc).__name__}")
     if len(stamps) < 8:
