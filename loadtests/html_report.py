@@ -8,6 +8,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from loadtests.sweep_render import metric_cells
+
 __all__ = ["render_html", "write_html"]
 
 _STYLE = """
@@ -66,15 +68,7 @@ def _step_table(sweep: Mapping[str, Any]) -> str:
                     str(r["index"] + 1),
                     _f(r["load"]),
                     escape(tier),
-                    _f(s["sent_per_s"]),
-                    _f(s["admitted_per_s"]),
-                    f"{s['share_429']:.1%}",
-                    f"{s['share_503']:.1%}",
-                    _trio(s["ttft_ms"]),
-                    _trio(s["itl_ms"]),
-                    _trio(s["e2e_ms"]),
-                    _f(s["output_tokens_per_s"]),
-                    _f(s["goodput_per_s"]),
+                    *metric_cells(s),
                     _f(s["attainment"]),
                     verdict if tier == "all" else "",
                 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any
 
-__all__ = ["render_sweep"]
+__all__ = ["metric_cells", "render_sweep"]
 
 
 def _f(v: object) -> str:
@@ -18,6 +18,23 @@ def _f(v: object) -> str:
 
 def _trio(d: Mapping[str, Any]) -> str:
     return " / ".join(_f(d.get(k)) for k in ("p50", "p90", "p99"))
+
+
+def metric_cells(s: Mapping[str, Any]) -> list[str]:
+    """One step's figures for one tier, as the step table prints them (the terminal and the HTML page):
+    sent and admitted rate, 429 and 503 share, TTFT / ITL / e2e p50 / p90 / p99, tokens/s, goodput.
+    Numbers only, so the cells need no escaping in either."""
+    return [
+        _f(s["sent_per_s"]),
+        _f(s["admitted_per_s"]),
+        f"{s['share_429']:.1%}",
+        f"{s['share_503']:.1%}",
+        _trio(s["ttft_ms"]),
+        _trio(s["itl_ms"]),
+        _trio(s["e2e_ms"]),
+        _f(s["output_tokens_per_s"]),
+        _f(s["goodput_per_s"]),
+    ]
 
 
 def render_sweep(sweep: Mapping[str, Any], file: IO[str] | None = None) -> None:
@@ -54,15 +71,7 @@ def render_sweep(sweep: Mapping[str, Any], file: IO[str] | None = None) -> None:
                 str(row["index"] + 1) if tier == "all" else "",
                 _f(row["load"]) if tier == "all" else "",
                 tier,
-                _f(s["sent_per_s"]),
-                _f(s["admitted_per_s"]),
-                f"{s['share_429']:.1%}",
-                f"{s['share_503']:.1%}",
-                _trio(s["ttft_ms"]),
-                _trio(s["itl_ms"]),
-                _trio(s["e2e_ms"]),
-                _f(s["output_tokens_per_s"]),
-                _f(s["goodput_per_s"]),
+                *metric_cells(s),
                 "-" if s["attainment"] is None else f"{s['attainment']:.1%}",
                 verdict if tier == "all" else "",
             )
