@@ -322,15 +322,12 @@ class ExchangeJudge:
         ):
             self.findings.judged_one(requirement, label)
             return
-        self.findings.failed(
+        self._wrong_body(
             requirement,
             label,
-            ConformanceFailure(
-                f"{label}: HTTP {status} body is not in the documented error envelope",
-                expected='{"error": {"message": <string>, "type": <string>}}',
-                received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
-                response=as_httpx_response(response),
-            ),
+            response,
+            f"HTTP {status} body is not in the documented error envelope",
+            '{"error": {"message": <string>, "type": <string>}}',
         )
 
     def _validation_body(self, label: str, response: schemathesis.Response) -> None:
@@ -350,12 +347,23 @@ class ExchangeJudge:
         if isinstance(detail, list) and all(item_ok(item) for item in detail):
             self.findings.judged_one(requirement, label)
             return
+        self._wrong_body(
+            requirement,
+            label,
+            response,
+            "HTTP 422 body is not an HTTPValidationError",
+            '{"detail": [{"loc": [...], "msg": <string>, "type": <string>}, ...]}',
+        )
+
+    def _wrong_body(
+        self, requirement: str, label: str, response: schemathesis.Response, what: str, expected: str
+    ) -> None:
         self.findings.failed(
             requirement,
             label,
             ConformanceFailure(
-                f"{label}: HTTP 422 body is not an HTTPValidationError",
-                expected='{"detail": [{"loc": [...], "msg": <string>, "type": <string>}, ...]}',
+                f"{label}: {what}",
+                expected=expected,
                 received=scrub(response.content[:200].decode("utf-8", "replace"), self.keys),
                 response=as_httpx_response(response),
             ),
