@@ -1,7 +1,8 @@
 """The run's settings, from three sources: command line > environment > ``conform42.toml`` > default.
 
-Which settings exist, their environment variables, file keys, defaults and checks are the option
-table's (``suite.options``); this module reads the file and merges the sources.
+Which settings exist, their environment variables, file keys, defaults and checks are declared once, on
+the fields of ``Settings`` (``suite.settings``), and read through the option table (``suite.options``);
+this module reads the file and merges the sources.
 
 The file is found with ``--config FILE`` (pytest: ``--conform42-config``; env ``CONFORM42_CONFIG``) or
 as ``conform42.toml`` in the working directory. Its string values may name environment variables as
@@ -28,12 +29,13 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from suite.option_spec import Option
 from suite.option_values import ENGINES, IMAGE_URL_SCHEMES, LEVEL_NAMES, ConfigError
-from suite.options import CONFIG, SETTING_OPTIONS, Option
+from suite.options import CONFIG, TABLE, OptionTable
+from suite.settings import Settings
 from suite.target import TIERS
 
 __all__ = [
@@ -50,60 +52,10 @@ __all__ = [
 ]
 
 CONFIG_FILE_NAME = "conform42.toml"
+#: The top-level keys of ``conform42.toml`` (``keys`` is the table of the tiers' API keys).
+FILE_KEYS = TABLE.file_keys
 
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _default(name: str) -> Any:
-    """The default of the setting the option table stores in the ``Settings`` field ``name``."""
-    return next(o.default for o in SETTING_OPTIONS if o.field == name)
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything the plugin needs to know about the run, secrets included (see ``redacted``)."""
-
-    target: str | None = _default("target")
-    token_url: str | None = _default("token_url")
-    profile: str = _default("profile")
-    keys: Mapping[str, str] = field(default_factory=dict)
-    level: str = _default("level")
-    #: The weakest level whose failures make the run NON-CONFORMANT.
-    gate: str = _default("gate")
-    requirements: str | None = _default("requirements")
-    report_dir: Path | None = _default("report_dir")  # noqa: RUF009 (None: one shared value is safe)
-    request_timeout: float = _default("request_timeout")
-    chat_model: str | None = _default("chat_model")
-    embed_model: str | None = _default("embed_model")
-    reference_engine: str = _default("reference_engine")
-    config_file: Path | None = None
-    #: The image the vision and pipeline tests send (``--image-url``).
-    image_url: str = _default("image_url")
-    #: Requirement IDs whose Skip the verdict accepts (``--accept-skip``), checked against the catalogue.
-    accept_skip: tuple[str, ...] = _default("accept_skip")
-
-    def redacted(self) -> dict[str, Any]:
-        """The settings for a report: keys appear only as which tiers were given."""
-        return {
-            "target": self.target or "(bundled reference server)",
-            "token_url": self.token_url,
-            "profile": self.profile,
-            "keys": {tier: ("given" if self.keys.get(tier) else "not given") for tier in TIERS},
-            "level": self.level,
-            "gate": self.gate,
-            "requirements": self.requirements,
-            "report_dir": str(self.report_dir) if self.report_dir else None,
-            "request_timeout_s": self.request_timeout,
-            "chat_model": self.chat_model,
-            "embed_model": self.embed_model,
-            "reference_engine": self.reference_engine if not self.target else None,
-            "config_file": str(self.config_file) if self.config_file else None,
-            # A data: URL is long and says nothing to a reader of the report; its size does.
-            "image_url": self.image_url
-            if not self.image_url.startswith("data:")
-            else f"(data: URL, {len(self.image_url)} characters)",
-            "accept_skip": list(self.accept_skip),
-        }
 
 
 def substitute_env(text: str, env: Mapping[str, str], *, where: str) -> str:
@@ -132,18 +84,19 @@ def _substitute_all(data: Any, env: Mapping[str, str], where: str) -> Any:
     return data
 
 
-def load_file(path: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    """Read a ``conform42.toml`` into a flat mapping (``keys`` stays a table), variables substituted."""
+def load_file(path: Path, env: Mapping[str, str], known: frozenset[str] = FILE_KEYS) -> dict[str, Any]:
+    """Read a ``conform42.toml`` with the top-level keys ``known`` into a flat mapping (``keys`` stays a
+    table), variables substituted."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
-    unknown = sorted(set(raw) - FILE_KEYS)
+    unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(
-            f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(FILE_KEYS))})"
+            f"{path}: unknown setting(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})"
         )
     data: dict[str, Any] = _substitute_all(raw, env, str(path))
     keys = data.get("keys", {})
@@ -161,10 +114,6 @@ def _find_file(explicit: str | None, env: Mapping[str, str], cwd: Path) -> Path 
         return path
     default = cwd / CONFIG_FILE_NAME
     return default if default.is_file() else None
-
-
-#: The top-level keys of ``conform42.toml`` (``keys`` is the table of the tiers' API keys).
-FILE_KEYS = frozenset(o.toml.split(".")[0] for o in SETTING_OPTIONS if o.toml)
 
 
 def _file_value(file: Mapping[str, Any], key: str | None) -> Any:
@@ -191,15 +140,16 @@ def resolve_settings(
     env: Mapping[str, str] | None = None,
     *,
     cwd: Path | None = None,
+    table: OptionTable = TABLE,
 ) -> Settings:
-    """Merge the sources. ``cli`` holds command-line values by option name (``suite.options``; None: not
-    given), e.g. ``config`` for ``--config``, ``key_<tier>`` for the keys and ``accept_skip`` as a list of
-    IDs or comma-separated IDs."""
+    """Merge the sources into ``table.settings``. ``cli`` holds command-line values by option name
+    (``suite.options``; None: not given), e.g. ``config`` for ``--config``, ``key_<tier>`` for the keys and
+    ``accept_skip`` as a list of IDs or comma-separated IDs."""
     env = os.environ if env is None else env
     path = _find_file(cli.get(CONFIG.name), env, cwd or Path.cwd())
-    file = load_file(path, env) if path else {}
+    file = load_file(path, env, table.file_keys) if path else {}
     fields: dict[str, Any] = {}
-    for option in SETTING_OPTIONS:
+    for option in table.setting:
         if option.field is None:
             continue
         raw = _pick(option, cli, env, file)
@@ -209,4 +159,4 @@ def resolve_settings(
             fields[entry] = value
         elif value is not None:  # a mapping holds only what was given, e.g. the keys of some tiers
             fields.setdefault(mapping, {})[entry] = value
-    return Settings(**fields, config_file=path)
+    return table.settings(**fields, config_file=path)

@@ -23,7 +23,7 @@ from typing import Any
 from suite.catalogue import CatalogueError
 from suite.config import ConfigError, resolve_settings
 from suite.option_builders import add_run_options, child_arguments, child_environment
-from suite.options import CLI_OPTIONS, COMPACT
+from suite.options import COMPACT, TABLE
 from suite.outcomes import EXIT_SUITE_ERROR
 from suite.selection import SelectionError, parse_filter
 
@@ -49,7 +49,7 @@ def add_run_parser(commands: Any) -> None:
 
 
 def _values(args: argparse.Namespace) -> dict[str, Any]:
-    return {option.name: getattr(args, option.name, None) for option in CLI_OPTIONS}
+    return {option.name: getattr(args, option.name, None) for option in TABLE.cli}
 
 
 def _package_dir(name: str) -> Path:

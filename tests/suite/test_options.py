@@ -15,13 +15,8 @@ import pytest
 
 from suite.config import FILE_KEYS, Settings, resolve_settings
 from suite.option_builders import add_pytest_options, child_environment, pytest_values
-from suite.options import (
-    CLI_OPTIONS,
-    OPTIONS,
-    PYTEST_OPTIONS,
-    SETTING_OPTIONS,
-    Option,
-)
+from suite.option_spec import Option
+from suite.options import TABLE
 from suite.run_command import add_run_parser, build_pytest_command
 
 #: Command-line words the options' checks accept where the generic sample would not do.
@@ -56,7 +51,7 @@ def _run_help() -> str:
 
 def _every_setting_on_the_command_line(config_file: Path) -> list[str]:
     argv = ["run"]
-    for option in SETTING_OPTIONS:
+    for option in TABLE.setting:
         argv += [option.flags[0], str(config_file) if option.name == "config" else _sample(option)]
     return argv
 
@@ -81,10 +76,10 @@ def _field(settings: Settings, option: Option) -> Any:
 
 def test_every_run_option_is_on_the_conform42_run_parser():
     args = _run_parser().parse_args(["run"])
-    for option in CLI_OPTIONS:
+    for option in TABLE.cli:
         assert hasattr(args, option.name), option.name
     help_text = _run_help()
-    for option in CLI_OPTIONS:
+    for option in TABLE.cli:
         if not option.hidden:
             for flag in (*option.flags, *option.aliases):
                 assert flag in help_text, flag
@@ -93,8 +88,8 @@ def test_every_run_option_is_on_the_conform42_run_parser():
 def test_every_plugin_option_is_a_pytest_option_of_this_run(pytestconfig):
     # The plugin is loaded in this run too (entry point pytest11): getoption fails on an unknown name.
     values = pytest_values(pytestconfig.getoption)
-    assert set(values) == {o.name for o in PYTEST_OPTIONS}
-    for option in PYTEST_OPTIONS:
+    assert set(values) == {o.name for o in TABLE.pytest}
+    for option in TABLE.pytest:
         expected = None if option.scope == "setting" else option.default
         assert values[option.name] == expected, option.name
 
@@ -121,7 +116,7 @@ def test_settings_round_trip_through_the_child_command_line(tmp_path):
     in_child = resolve_settings(cli, env, cwd=tmp_path)
 
     assert in_child == in_parent
-    for option in SETTING_OPTIONS:
+    for option in TABLE.setting:
         if option.secret:
             assert _sample(option) not in command, f"{option.name} must not be on the command line"
             assert env[option.env or ""] == _sample(option)
@@ -130,14 +125,14 @@ def test_settings_round_trip_through_the_child_command_line(tmp_path):
     assert in_parent.config_file == config_file
 
 
-@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.env and o.field], ids=lambda o: o.name)
+@pytest.mark.parametrize("option", [o for o in TABLE.setting if o.env and o.field], ids=lambda o: o.name)
 def test_an_environment_variable_overrides_the_default(tmp_path, option):
     assert option.env is not None
     settings = resolve_settings({}, {option.env: _sample(option)}, cwd=tmp_path)
     assert _field(settings, option) == option.convert(_sample(option)) != option.default
 
 
-@pytest.mark.parametrize("option", [o for o in SETTING_OPTIONS if o.toml and o.field], ids=lambda o: o.name)
+@pytest.mark.parametrize("option", [o for o in TABLE.setting if o.toml and o.field], ids=lambda o: o.name)
 def test_a_file_key_overrides_the_default(tmp_path, option):
     assert option.toml is not None
     table, _, key = option.toml.rpartition(".")
@@ -148,16 +143,16 @@ def test_a_file_key_overrides_the_default(tmp_path, option):
 
 
 def test_the_file_knows_exactly_the_table_keys():
-    assert {o.toml.split(".")[0] for o in SETTING_OPTIONS if o.toml} == FILE_KEYS
+    assert {o.toml.split(".")[0] for o in TABLE.setting if o.toml} == FILE_KEYS
     assert "keys" in FILE_KEYS and "report" in FILE_KEYS
 
 
 def test_the_table_has_one_entry_per_name_and_spelling():
-    names = [o.name for o in OPTIONS]
+    names = [o.name for o in TABLE.options]
     assert len(names) == len(set(names))
-    cli_flags = [f for o in CLI_OPTIONS for f in (*o.flags, *o.aliases)]
+    cli_flags = [f for o in TABLE.cli for f in (*o.flags, *o.aliases)]
     assert len(cli_flags) == len(set(cli_flags))
-    pytest_flags = [f for o in PYTEST_OPTIONS for f in o.pytest_spellings]
+    pytest_flags = [f for o in TABLE.pytest for f in o.pytest_spellings]
     assert len(pytest_flags) == len(set(pytest_flags))
     # Spellings pytest itself or pytest-timeout own never reach the plugin.
     assert not {"-k", "--timeout", "--config"} & set(pytest_flags)
