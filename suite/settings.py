@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from suite.option_spec import Option, setting, setting_entries
+from suite.option_spec import Option, declared_options, setting, setting_entries
 from suite.option_values import (
     ENGINES,
     LEVEL_NAMES,
@@ -31,6 +31,9 @@ from suite.target import PROFILE_NAMES, TIERS
 __all__ = ["DEFAULT_REQUEST_TIMEOUT_S", "Settings"]
 
 DEFAULT_REQUEST_TIMEOUT_S = 30.0
+
+#: A report's name for a setting, where it is not the field's.
+_REPORT_NAMES = {"request_timeout": "request_timeout_s"}
 
 
 def _key(tier: str) -> Option:
@@ -217,24 +220,31 @@ class Settings:
     )
 
     def redacted(self) -> dict[str, Any]:
-        """The settings for a report: keys appear only as which tiers were given."""
-        return {
-            "target": self.target or "(bundled reference server)",
-            "token_url": self.token_url,
-            "profile": self.profile,
-            "keys": {tier: ("given" if self.keys.get(tier) else "not given") for tier in TIERS},
-            "level": self.level,
-            "gate": self.gate,
-            "requirements": self.requirements,
-            "report_dir": str(self.report_dir) if self.report_dir else None,
-            "request_timeout_s": self.request_timeout,
-            "chat_model": self.chat_model,
-            "embed_model": self.embed_model,
-            "reference_engine": self.reference_engine if not self.target else None,
-            "config_file": str(self.config_file) if self.config_file else None,
-            # A data: URL is long and says nothing to a reader of the report; its size does.
-            "image_url": self.image_url
-            if not self.image_url.startswith("data:")
-            else f"(data: URL, {len(self.image_url)} characters)",
-            "accept_skip": list(self.accept_skip),
+        """The settings for a report, one entry a field: a secret appears only as given or not given."""
+        shown = {
+            _REPORT_NAMES.get(field.name, field.name): _shown(field, getattr(self, field.name))
+            for field in dataclasses.fields(self)
         }
+        shown["target"] = self.target or "(bundled reference server)"
+        if self.target:
+            shown["reference_engine"] = None  # no reference server is started
+        # A data: URL is long and says nothing to a reader of the report; its size does.
+        if self.image_url.startswith("data:"):
+            shown["image_url"] = f"(data: URL, {len(self.image_url)} characters)"
+        return shown
+
+
+def _shown(field: dataclasses.Field[Any], value: Any) -> Any:
+    """How a report shows a field's value: each declared entry of a mapping, secrets as given or not."""
+    options = declared_options(field)
+    if options and None not in options:
+        return {entry: _shown_value(option, value.get(entry)) for entry, option in options.items()}
+    return _shown_value(options.get(None), value)
+
+
+def _shown_value(option: Option | None, value: Any) -> Any:
+    if option is not None and option.secret:
+        return "given" if value else "not given"
+    if isinstance(value, Path):
+        return str(value)
+    return list(value) if isinstance(value, tuple) else value
