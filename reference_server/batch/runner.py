@@ -82,8 +82,11 @@ class BatchRunner:
                 await self._fill()
             except Exception:
                 log.exception("batch: dispatching failed; trying again in %.0f s", self._poll_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when the event
+            # is set in the same loop iteration as a cancel, swallowing the cancel (stop() then hung).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                async with asyncio.timeout(self._poll_s):
+                    await self._wake.wait()
 
     async def _fill(self) -> None:
         store = self._db.store
@@ -102,7 +105,8 @@ class BatchRunner:
             content: str | None = None
             error: tuple[str, str] | None = None
             try:
-                content = await asyncio.wait_for(self._complete(task), self._task_timeout_s)
+                async with asyncio.timeout(self._task_timeout_s):
+                    content = await self._complete(task)
             except ApiError as exc:
                 error = (exc.message, exc.error_type)
             except TimeoutError:
