@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from loadtests.compare import percentile_arg, threshold_arg
+from loadtests.harness_option import HarnessOption
 from loadtests.report import Thresholds
 
 __all__ = [
@@ -51,31 +52,6 @@ _PIXEL = (
 def key_id(key: str) -> str:
     """A short, non-secret name of an API key for reports and cross-process bookkeeping."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class HarnessOption:
-    """One harness option: ``--<name with dashes>`` on the command line, ``LOCUST_<NAME>`` in the
-    environment (Locust's convention), ``name`` in the parsed options."""
-
-    name: str
-    help: str
-    default: Any = ""
-    #: Parses the command-line word (argparse ``type``); None: the word itself.
-    parse: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
-    #: Present or not (``store_true``).
-    flag: bool = False
-    #: Masked in Locust's web UI.
-    secret: bool = False
-
-    @property
-    def flag_name(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return "LOCUST_" + self.name.upper()
 
 
 HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
