@@ -19,6 +19,7 @@ from typing import Any
 from loadtests.compare import percentile_arg, threshold_arg
 from loadtests.harness_option import HarnessOption
 from loadtests.report import Thresholds
+from loadtests.workload import WORKLOAD_OPTIONS, Workload
 
 __all__ = [
     "DEFAULTS",
@@ -118,6 +119,7 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
     HarnessOption(
         "prompt", default="Write a short story about a lighthouse keeper.", help="the user message"
     ),
+    *WORKLOAD_OPTIONS,
     HarnessOption(
         "request_timeout",
         parse=float,
@@ -277,6 +279,8 @@ class HarnessConfig:
     embed_model: str
     max_tokens: int
     prompt: str
+    #: what the chat requests ask (--prompt-tokens, --output-tokens, --prompts-file, --turns)
+    workload: Workload
     request_timeout: float
     think_time: float
     backoff_429: float
@@ -315,6 +319,7 @@ class HarnessConfig:
             embed_model=g("embed_model"),
             max_tokens=int(g("max_tokens")),
             prompt=g("prompt"),
+            workload=Workload.from_options(g),
             request_timeout=float(g("request_timeout")),
             think_time=float(g("think_time")),
             backoff_429=float(g("backoff_429")),
