@@ -23,6 +23,7 @@ from loadtests.runtime import STATE
 from loadtests.stream_parser import ChatStream
 from loadtests.tokens import Tokens
 from loadtests.transport import connect_ahead, open_client, response_lines
+from loadtests.workload import Conversation
 
 __all__ = ["CONNECT_TIMEOUT_S", "Calls"]
 
@@ -42,9 +43,12 @@ class Calls:
         events: Any,
         tokens: Tokens,
         current_config: Callable[[], HarnessConfig],
+        conversation: Conversation,
     ) -> None:
         self.tier = tier
         self.cfg = cfg
+        #: what this user's chat requests ask, turn by turn (loadtests.workload)
+        self.conversation = conversation
         self._tokens = tokens
         self._current_config = current_config
         self.http = open_client(
@@ -125,16 +129,14 @@ class Calls:
             resp, start, wall = self._open(method, path, body, bearer)
         return resp, start, wall
 
-    def _messages(self) -> list[dict[str, str]]:
-        return [{"role": "user", "content": self.cfg.prompt}]
-
     # -------------------------------------------------------------------------------------- kinds
     def stream(self, model: str, intended: float | None) -> None:
         name = f"{self.tier} {model} stream"
+        turn = self.conversation.next_turn()
         payload = {
             "model": model,
-            "messages": self._messages(),
-            "max_tokens": self.cfg.max_tokens,
+            "messages": turn.messages,
+            "max_tokens": turn.max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
@@ -146,8 +148,9 @@ class Calls:
             ms = (time.perf_counter() - start) * 1000
             if not out.refused(resp, name, "POST /v1/chat/completions (stream)", ms):
                 raise RequestFailed(f"HTTP {resp.status_code}: {body[:200]!r}")
+            self.conversation.refused(turn)
             return
-        stream = ChatStream()
+        stream = ChatStream(keep_text=self.conversation.wants_reply)
         feed_line = stream.feed_line
         for line, now in response_lines(resp):
             feed_line(line, now)
@@ -157,6 +160,10 @@ class Calls:
         content = stream.content
         timing = stream.timing(start, end)
         STATE.collector.record_stream(self.tier, model, timing)
+        STATE.collector.record_work(
+            self.tier, model, turn.number, turn.max_tokens, stream.prompt_tokens, timing.tokens
+        )
+        self.conversation.answered(turn, stream.text)
         if intended is not None:
             STATE.collector.e2e_from_intended.add((end - intended) * 1e6)
         if len(content) >= 2:
@@ -203,12 +210,19 @@ class Calls:
 
     def chat(self, model: str, intended: float | None) -> None:
         name = f"{self.tier} {model} chat"
-        payload = {"model": model, "messages": self._messages(), "max_tokens": self.cfg.max_tokens}
+        turn = self.conversation.next_turn()
+        payload = {"model": model, "messages": turn.messages, "max_tokens": turn.max_tokens}
         got = self._plain(name, "POST /v1/chat/completions", "/v1/chat/completions", payload, intended)
         if got is None:
+            self.conversation.refused(turn)
             return
         body, start, end, wall, size = got
-        tokens = int(body["usage"]["completion_tokens"])
+        usage = body["usage"]
+        tokens = int(usage["completion_tokens"])
+        STATE.collector.record_work(
+            self.tier, model, turn.number, turn.max_tokens, usage.get("prompt_tokens"), tokens
+        )
+        self.conversation.answered(turn, str(body["choices"][0]["message"].get("content") or ""))
         e2e = end - start
         stats = STATE.collector.stats(self.tier, model)
         stats.tokens += tokens
@@ -264,7 +278,8 @@ class Calls:
         cfg = self.cfg
         name = f"{self.tier} {model} batch"
         ids = [f"t{i}" for i in range(1, cfg.batch_tasks + 1)]
-        payload = {"model": model, "tasks": [{"id": i, "messages": self._messages()} for i in ids]}
+        single = self.conversation.single
+        payload = {"model": model, "tasks": [{"id": i, "messages": single()} for i in ids]}
         resp, start, _ = self.request("POST", "/v1/batch", payload)
         body = resp.read()
         if resp.status_code == 404:

@@ -16,7 +16,7 @@ from loadtests.promises import TIER_LIMITS, Overlap, Violation, find_overlaps
 
 __all__ = ["Collector", "SeriesStats"]
 
-_HISTS = ("ttft", "itl", "itl_stream", "e2e", "tps")
+_HISTS = ("ttft", "itl", "itl_stream", "e2e", "tps", "prompt_tokens", "completion_tokens", "asked_tokens")
 #: Kept examples per violation group; the count is always exact.
 _EXAMPLES = 5
 
@@ -40,6 +40,12 @@ class SeriesStats:
     itl_stream: Histogram = field(default_factory=Histogram)
     e2e: Histogram = field(default_factory=Histogram)  # µs, successful requests
     tps: Histogram = field(default_factory=Histogram)  # milli-tokens per second, per request
+    #: Token counts per successful chat or stream: the prompt and the answer as the server's usage counts
+    #: them, and the max_tokens asked (the answer may stop short of it: ``short_answers`` counts those).
+    prompt_tokens: Histogram = field(default_factory=Histogram)
+    completion_tokens: Histogram = field(default_factory=Histogram)
+    asked_tokens: Histogram = field(default_factory=Histogram)
+    short_answers: int = 0
 
     _COUNTERS = (
         "requests",
@@ -50,6 +56,7 @@ class SeriesStats:
         "tokens",
         "usage_mismatch",
         "usage_missing",
+        "short_answers",
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -80,6 +87,8 @@ class Collector:
     dropped_arrivals: int = 0
     dispatch_delay: Histogram = field(default_factory=Histogram)  # µs
     e2e_from_intended: Histogram = field(default_factory=Histogram)  # µs
+    #: turn of a session (1 opens it) -> the server's prompt tokens of its successful requests
+    turn_prompt_tokens: dict[int, Histogram] = field(default_factory=dict)
     processes: int = 1
 
     # ------------------------------------------------------------------------------------ recording
@@ -104,6 +113,18 @@ class Collector:
         tps = timing.tokens_per_s
         if tps is not None:
             s.tps.add(tps * 1000)
+
+    def record_work(
+        self, tier: str, model: str, turn: int, asked: int, prompt_tokens: int | None, completion_tokens: int
+    ) -> None:
+        """What one successful chat or stream asked (max_tokens) and cost (the server's usage)."""
+        s = self.stats(tier, model)
+        s.asked_tokens.add(asked)
+        s.completion_tokens.add(completion_tokens)
+        s.short_answers += completion_tokens < asked
+        if prompt_tokens is not None:
+            s.prompt_tokens.add(prompt_tokens)
+            self.turn_prompt_tokens.setdefault(turn, Histogram()).add(prompt_tokens)
 
     def record_interval(self, key_id: str, tier: str, lo: float, hi: float) -> None:
         if TIER_LIMITS.get(tier) is None or hi <= lo:
@@ -164,6 +185,7 @@ class Collector:
             "dropped_arrivals": self.dropped_arrivals,
             "dispatch_delay": self.dispatch_delay.to_dict(),
             "e2e_from_intended": self.e2e_from_intended.to_dict(),
+            "turn_prompt_tokens": {str(turn): h.to_dict() for turn, h in self.turn_prompt_tokens.items()},
         }
 
     def merge_dict(self, data: Mapping[str, Any]) -> None:
@@ -185,3 +207,5 @@ class Collector:
         for name in ("dispatch_delay", "e2e_from_intended"):
             if name in data:
                 getattr(self, name).merge(Histogram.from_dict(data[name]))
+        for turn, h in data.get("turn_prompt_tokens", {}).items():
+            self.turn_prompt_tokens.setdefault(int(turn), Histogram()).merge(Histogram.from_dict(h))

@@ -27,6 +27,7 @@ from loadtests.report import add_comparison, render, summarise, write_json
 from loadtests.runtime import STATE
 from loadtests.sweep_render import render_sweep
 from loadtests.users import TOKENS, FreeUser, InternalUser, OpenLoopUser, ProUser
+from loadtests.workload import WorkloadError
 
 __all__: list[str] = []
 
@@ -90,7 +91,11 @@ def _on_parser(parser: Any, **_kw: Any) -> None:
 
 def _on_init(environment: Any, **_kw: Any) -> None:
     if environment.parsed_options is not None:
-        _configure(environment)
+        try:
+            _configure(environment)
+        except WorkloadError as exc:  # a bad --prompts-file or length spec: stop before any load
+            log.error("%s", exc)
+            sys.exit(2)
     runner = environment.runner
     if environment.parsed_options is not None and not isinstance(runner, WorkerRunner):
         _load_baseline(environment)
@@ -103,9 +108,17 @@ def _on_init(environment: Any, **_kw: Any) -> None:
 
 def _on_test_start(environment: Any, **_kw: Any) -> None:
     # Workers get the master's custom options with the spawn message, just before this event.
+    workload_error = None
     if environment.parsed_options is not None:
-        _configure(environment)
+        try:
+            _configure(environment)
+        except WorkloadError as exc:  # a worker without the master's --prompts-file, say
+            log.error("%s", exc)
+            workload_error = f"the workload could not be set up, so no user ran here: {exc}"
+            STATE.config = None  # the users stop at once rather than send what was not asked for
     STATE.reset()
+    if workload_error:
+        STATE.collector.notices.add(workload_error)
     sweep_shape.reset()
     TOKENS.reset()
     _WORKER_SENT["sent"] = False

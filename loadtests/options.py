@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from loadtests.compare import percentile_arg, threshold_arg
+from loadtests.harness_option import HarnessOption
 from loadtests.report import Thresholds
+from loadtests.workload import WORKLOAD_OPTIONS, Workload
 
 __all__ = [
     "DEFAULTS",
@@ -51,31 +53,6 @@ _PIXEL = (
 def key_id(key: str) -> str:
     """A short, non-secret name of an API key for reports and cross-process bookkeeping."""
     return hashlib.sha256(key.encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class HarnessOption:
-    """One harness option: ``--<name with dashes>`` on the command line, ``LOCUST_<NAME>`` in the
-    environment (Locust's convention), ``name`` in the parsed options."""
-
-    name: str
-    help: str
-    default: Any = ""
-    #: Parses the command-line word (argparse ``type``); None: the word itself.
-    parse: Callable[[str], Any] | None = None
-    choices: tuple[str, ...] | None = None
-    #: Present or not (``store_true``).
-    flag: bool = False
-    #: Masked in Locust's web UI.
-    secret: bool = False
-
-    @property
-    def flag_name(self) -> str:
-        return "--" + self.name.replace("_", "-")
-
-    @property
-    def env(self) -> str:
-        return "LOCUST_" + self.name.upper()
 
 
 HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
@@ -142,6 +119,7 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
     HarnessOption(
         "prompt", default="Write a short story about a lighthouse keeper.", help="the user message"
     ),
+    *WORKLOAD_OPTIONS,
     HarnessOption(
         "request_timeout",
         parse=float,
@@ -301,6 +279,8 @@ class HarnessConfig:
     embed_model: str
     max_tokens: int
     prompt: str
+    #: what the chat requests ask (--prompt-tokens, --output-tokens, --prompts-file, --turns)
+    workload: Workload
     request_timeout: float
     think_time: float
     backoff_429: float
@@ -339,6 +319,7 @@ class HarnessConfig:
             embed_model=g("embed_model"),
             max_tokens=int(g("max_tokens")),
             prompt=g("prompt"),
+            workload=Workload.from_options(g),
             request_timeout=float(g("request_timeout")),
             think_time=float(g("think_time")),
             backoff_429=float(g("backoff_429")),

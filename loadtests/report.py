@@ -78,6 +78,11 @@ def summarise(
                 "itl_ms": _ms(s.itl),
                 "e2e_ms": _ms(s.e2e),
                 "tokens_per_s": _ms(s.tps),  # stored as milli-tokens/s, so the same scale gives tokens/s
+                # Successful chats and streams: the server's usage, and the cap asked (loadtests.workload).
+                "prompt_tokens": _ms(s.prompt_tokens, 1),
+                "completion_tokens": _ms(s.completion_tokens, 1),
+                "max_tokens_asked": _ms(s.asked_tokens, 1),
+                "short_of_max_tokens": s.short_answers,
                 # Per-request values, so a later run can be compared with this one (--compare).
                 "histograms": sample_histograms(s),
             }
@@ -139,6 +144,9 @@ def summarise(
             "saturated": saturated,
         },
         "tokens": {"exchanges": collector.token_exchanges, "retries_after_401": collector.token_retries_401},
+        "prompt_tokens_by_turn": {
+            str(turn): _ms(h, 1) for turn, h in sorted(collector.turn_prompt_tokens.items())
+        },
         "notices": sorted(collector.notices),
         "processes": collector.processes,
     }
@@ -170,29 +178,51 @@ def _trio(d: Mapping[str, Any]) -> str:
     return " / ".join(_f(d.get(k)) for k in ("p50", "p90", "p99"))
 
 
+def _tokens(d: Mapping[str, Any]) -> str:
+    return " / ".join("-" if d.get(k) is None else f"{d[k]:.0f}" for k in ("p50", "p90", "p99"))
+
+
+_SUMMARY_COLUMNS = (
+    *("requests", "ok", "429", "429 rate", "503", "fail"),
+    *("TTFT ms", "ITL ms", "tokens/s", "usage != chunks"),
+)
+
+
+def _series_table(title: str, *columns: str) -> Any:
+    """A rich table with a row per tier and model: names left, figures right."""
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for col in ("tier", "model", *columns):
+        table.add_column(col, justify="left" if col in ("tier", "model") else "right")
+    return table
+
+
+def _token_table(summary: Mapping[str, Any]) -> Any:
+    """Tokens per successful chat or stream: prompt and answer (the server's usage), max_tokens asked."""
+    table = _series_table(
+        "tokens per request (p50 / p90 / p99)", "prompt", "output", "max_tokens asked", "answers short of it"
+    )
+    for row in summary["series"]:
+        if row.get("completion_tokens", {}).get("n"):
+            table.add_row(
+                row["tier"],
+                row["model"],
+                _tokens(row["prompt_tokens"]),
+                _tokens(row["completion_tokens"]),
+                _tokens(row["max_tokens_asked"]),
+                str(row["short_of_max_tokens"]),
+            )
+    return table if table.row_count else None
+
+
 def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
     """The summary table, violations and verdict, with rich (plain text when not a terminal)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     console = Console(file=file, width=160)
-    table = Table(title="conform42 load summary (p50 / p90 / p99)", title_justify="left")
-    for col in (
-        "tier",
-        "model",
-        "requests",
-        "ok",
-        "429",
-        "429 rate",
-        "503",
-        "fail",
-        "TTFT ms",
-        "ITL ms",
-        "tokens/s",
-        "usage != chunks",
-    ):
-        table.add_column(col, justify="left" if col in ("tier", "model") else "right")
+    table = _series_table("conform42 load summary (p50 / p90 / p99)", *_SUMMARY_COLUMNS)
     for row in summary["series"]:
         table.add_row(
             row["tier"],
@@ -209,6 +239,13 @@ def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
             str(row["usage_mismatch"]),
         )
     console.print(table)
+    tokens = _token_table(summary)
+    if tokens is not None:
+        console.print(tokens)
+    by_turn = summary.get("prompt_tokens_by_turn", {})
+    if len(by_turn) > 1:
+        turns = (f"turn {turn}: {_tokens(h)} (n={h['n']})" for turn, h in by_turn.items())
+        console.print("prompt tokens by turn (p50 / p90 / p99): " + "; ".join(turns))
     ol = summary["open_loop"]
     if ol["arrivals"]:
         d = ol["dispatch_delay_ms"]

@@ -37,11 +37,14 @@ class LineSplitter:
 class ChatStream:
     """What one ``stream: true`` chat completion delivered, event by event."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_text: bool = False) -> None:
         #: arrival times of the chunks that carried content (the tokens as the client saw them)
         self.content: list[float] = []
-        #: the server's ``usage.completion_tokens``, when a usage chunk came
+        #: the content pieces, kept only when asked for (a multi-turn session resends the reply)
+        self.pieces: list[str] | None = [] if keep_text else None
+        #: the server's ``usage.completion_tokens`` and ``usage.prompt_tokens``, when a usage chunk came
         self.usage: int | None = None
+        self.prompt_tokens: int | None = None
         self.finished = False  # a choice carried a finish_reason
         self.done = False  # ``data: [DONE]`` came
         self.stream_id = ""
@@ -81,15 +84,24 @@ class ChatStream:
         if choices:
             choice = choices[0]
             delta = choice.get("delta")
-            if delta and delta.get("content"):
+            text = delta.get("content") if delta else None
+            if text:
                 self.content.append(now)
+                if self.pieces is not None:
+                    self.pieces.append(text)
             if choice.get("finish_reason"):
                 self.finished = True
         u = chunk.get("usage")
         if u:
             self.usage = u.get("completion_tokens")
+            self.prompt_tokens = u.get("prompt_tokens")
         if not self.stream_id:
             self.stream_id = chunk.get("id", "")
+
+    @property
+    def text(self) -> str:
+        """The reply as the content pieces put together (empty unless ``keep_text``)."""
+        return "".join(self.pieces or ())
 
     def timing(self, start: float, end: float) -> StreamTiming:
         """TTFT, ITL and tokens/s of this stream, sent at ``start`` and read to its end at ``end``."""

@@ -14,6 +14,7 @@ Rows in Locust's statistics, per ``<tier> <model> <kind>``:
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ def _cfg() -> HarnessConfig:
 
 #: The task tokens of this process, shared by its users (greenlets: a gevent lock per key).
 TOKENS = Tokens(Semaphore)
+#: Numbers the users of this process, so each draws its own requests from --workload-seed.
+_USER_NUMBERS = itertools.count()
 
 
 class TierUser(FastHttpUser):
@@ -48,6 +51,8 @@ class TierUser(FastHttpUser):
 
     abstract = True
     tier: ClassVar[str] = "free"
+    #: Sessions of --turns requests; the open loop sends single-turn requests from many greenlets.
+    multi_turn: ClassVar[bool] = True
     network_timeout = 60.0
     connection_timeout = CONNECT_TIMEOUT_S
 
@@ -59,7 +64,11 @@ class TierUser(FastHttpUser):
             "42-logic"
         ]
         host = str(self.host)  # FastHttpUser's __init__ stops the test when there is no host
-        self.calls = Calls(self.tier, cfg, host, self._pool_size(), environment.events.request, TOKENS, _cfg)
+        worker = getattr(environment.runner, "worker_index", 0)
+        stream = f"{worker}/{self.tier}/{next(_USER_NUMBERS)}"
+        conversation = cfg.workload.conversation(stream, multi_turn=self.multi_turn)
+        events = environment.events.request
+        self.calls = Calls(self.tier, cfg, host, self._pool_size(), events, TOKENS, _cfg, conversation)
 
     def _pool_size(self) -> int:
         return 2
@@ -82,6 +91,8 @@ class TierUser(FastHttpUser):
     def run_kind(self, kind: str, intended: float | None = None) -> None:
         model = random.choice(self.models)
         calls, guard = self.calls, self.calls.outcomes.guard
+        if kind in ("stream", "chat"):
+            model = calls.conversation.keep_model(model)  # a session talks to one model
         if kind == "stream":
             guard(model, f"{self.tier} {model} stream", "POST", lambda: calls.stream(model, intended))
         elif kind == "chat":
@@ -118,6 +129,7 @@ class OpenLoopUser(TierUser):
     """
 
     tier = "internal"
+    multi_turn = False
     #: The arrival rate now, when it changes during the run (a capacity sweep); None: --open-loop-rate.
     rate_now: ClassVar[Callable[[], float] | None] = None
 

@@ -89,3 +89,23 @@ def test_uncaught_harness_errors_fail_the_run():
         _collector_with_one_stream(), Thresholds(), harness_errors=["1 x AttributeError: boom"]
     )
     assert summary["exit_code"] == 1
+
+
+def test_token_figures_reach_the_summary_per_series_and_per_turn():
+    worker = Collector()
+    worker.record_work("pro", "42-logic", 1, 32, 40, 32)
+    worker.record_work("pro", "42-logic", 2, 32, 90, 20)
+    worker.record_work("pro", "42-logic", 2, 16, None, 16)  # no prompt_tokens in the usage
+    merged = Collector()
+    merged.merge_dict(json.loads(json.dumps(worker.to_dict())))
+    summary = summarise(merged, Thresholds())
+    row = summary["series"][0]
+    assert row["prompt_tokens"]["n"] == 2 and row["prompt_tokens"]["p90"] == 90.0
+    assert row["completion_tokens"]["n"] == 3 and row["max_tokens_asked"]["p50"] == 32.0
+    assert row["short_of_max_tokens"] == 1
+    assert summary["prompt_tokens_by_turn"]["1"]["p50"] == 40.0
+    assert summary["prompt_tokens_by_turn"]["2"]["p50"] == 90.0
+    out = io.StringIO()
+    render(summary, file=out)
+    assert "tokens per request" in out.getvalue()
+    assert "turn 2: 90 / 90 / 90 (n=1)" in out.getvalue()

@@ -51,6 +51,15 @@ def test_a_whole_stream_gives_token_times_usage_and_completion():
     assert timing.ttft == 2.0 and timing.tokens == 2 and timing.e2e == 8.0
 
 
+def test_the_reply_text_and_prompt_tokens_are_kept_when_asked():
+    kept, plain = ChatStream(keep_text=True), ChatStream()
+    for stream in (kept, plain):
+        stream.feed(ROLE + _content("Hello") + _content(" world") + FINISH + USAGE + DONE, 1.0)
+        assert stream.prompt_tokens == 3
+    assert kept.text == "Hello world"
+    assert plain.text == "" and plain.pieces is None  # a single-turn run does not pay for the text
+
+
 def test_done_alone_completes_the_stream():
     stream = ChatStream()
     stream.feed(_content("x") + DONE, 1.0)
