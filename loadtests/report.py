@@ -14,14 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from loadtests.collector import Collector
+from loadtests.collector import Collector, SeriesStats
 from loadtests.compare import regression_reason, render_comparison, sample_histograms
 from loadtests.metrics import Histogram
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "Thresholds", "add_comparison", "render", "summarise", "write_json"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "Thresholds",
+    "add_comparison",
+    "render",
+    "series_row",
+    "series_totals",
+    "summarise",
+    "write_json",
+]
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _QS = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
+#: Histograms a summary keeps besides those a comparison reads, so that repeated runs can be pooled.
+_POOLED = ("itl", "prompt_tokens", "completion_tokens", "asked_tokens")
 
 
 @dataclass(frozen=True)
@@ -47,46 +59,67 @@ def _ms(h: Histogram, scale: float = 1e-3) -> dict[str, float | None]:
     return out
 
 
-def summarise(
-    collector: Collector, thresholds: Thresholds, *, profile: str = "42ai", harness_errors: Sequence[str] = ()
-) -> dict[str, Any]:
-    """``harness_errors``: uncaught exceptions in the users; the figures cannot be trusted then."""
-    series = []
+def series_row(tier: str, model: str, s: SeriesStats) -> dict[str, Any]:
+    """The summary's figures of one tier and model."""
+    return {
+        "tier": tier,
+        "model": model,
+        "requests": s.requests,
+        "ok": s.ok,
+        "failures": s.failures,
+        "rate_limited_429": s.rate_limited,
+        "unavailable_503": s.unavailable,
+        "rate_429": round(s.rate_limited / s.requests, 4) if s.requests else 0.0,
+        "output_tokens": s.tokens,
+        "usage_mismatch": s.usage_mismatch,
+        "usage_missing": s.usage_missing,
+        "ttft_ms": _ms(s.ttft),
+        "itl_ms": _ms(s.itl),
+        "e2e_ms": _ms(s.e2e),
+        "tokens_per_s": _ms(s.tps),  # stored as milli-tokens/s, so the same scale gives tokens/s
+        # Successful chats and streams: the server's usage, and the cap asked (loadtests.workload).
+        "prompt_tokens": _ms(s.prompt_tokens, 1),
+        "completion_tokens": _ms(s.completion_tokens, 1),
+        "max_tokens_asked": _ms(s.asked_tokens, 1),
+        "short_of_max_tokens": s.short_answers,
+        # Per-request values, so a later run can be compared with this one (--compare), and the rest
+        # that the figures above come from, so that runs can be pooled (--repeat).
+        "histograms": {**sample_histograms(s), **{name: getattr(s, name).to_dict() for name in _POOLED}},
+    }
+
+
+def series_totals(
+    series: Mapping[tuple[str, str], SeriesStats],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows per tier and model (sorted) and the totals over them."""
+    rows = []
     total_ttft, total_itl, total_e2e = Histogram(), Histogram(), Histogram()
     requests = failures = limited = 0
-    for (tier, model), s in sorted(collector.series.items()):
+    for (tier, model), s in sorted(series.items()):
         requests += s.requests
         failures += s.failures
         limited += s.rate_limited
         total_ttft.merge(s.ttft)
         total_itl.merge(s.itl)
         total_e2e.merge(s.e2e)
-        series.append(
-            {
-                "tier": tier,
-                "model": model,
-                "requests": s.requests,
-                "ok": s.ok,
-                "failures": s.failures,
-                "rate_limited_429": s.rate_limited,
-                "unavailable_503": s.unavailable,
-                "rate_429": round(s.rate_limited / s.requests, 4) if s.requests else 0.0,
-                "output_tokens": s.tokens,
-                "usage_mismatch": s.usage_mismatch,
-                "usage_missing": s.usage_missing,
-                "ttft_ms": _ms(s.ttft),
-                "itl_ms": _ms(s.itl),
-                "e2e_ms": _ms(s.e2e),
-                "tokens_per_s": _ms(s.tps),  # stored as milli-tokens/s, so the same scale gives tokens/s
-                # Successful chats and streams: the server's usage, and the cap asked (loadtests.workload).
-                "prompt_tokens": _ms(s.prompt_tokens, 1),
-                "completion_tokens": _ms(s.completion_tokens, 1),
-                "max_tokens_asked": _ms(s.asked_tokens, 1),
-                "short_of_max_tokens": s.short_answers,
-                # Per-request values, so a later run can be compared with this one (--compare).
-                "histograms": sample_histograms(s),
-            }
-        )
+        rows.append(series_row(tier, model, s))
+    totals = {
+        "requests": requests,
+        "failures": failures,
+        "rate_limited_429": limited,
+        "ttft_ms": _ms(total_ttft),
+        "itl_ms": _ms(total_itl),
+        "e2e_ms": _ms(total_e2e),
+    }
+    return rows, totals
+
+
+def summarise(
+    collector: Collector, thresholds: Thresholds, *, profile: str = "42ai", harness_errors: Sequence[str] = ()
+) -> dict[str, Any]:
+    """``harness_errors``: uncaught exceptions in the users; the figures cannot be trusted then."""
+    series, totals = series_totals(collector.series)
+    requests, failures = totals["requests"], totals["failures"]
     violations = collector.all_violations()
     dispatch = _ms(collector.dispatch_delay)
     dispatch_p99 = dispatch["p99"]
@@ -102,9 +135,9 @@ def summarise(
         ok = measured is None or measured <= limit
         slo.append({"name": name, "threshold": limit, "measured": measured, "ok": ok})
 
-    check("ttft_p95_ms", thresholds.ttft_p95_ms, _ms(total_ttft)["p95"])
-    check("itl_p95_ms", thresholds.itl_p95_ms, _ms(total_itl)["p95"])
-    check("e2e_p95_ms", thresholds.e2e_p95_ms, _ms(total_e2e)["p95"])
+    check("ttft_p95_ms", thresholds.ttft_p95_ms, totals["ttft_ms"]["p95"])
+    check("itl_p95_ms", thresholds.itl_p95_ms, totals["itl_ms"]["p95"])
+    check("e2e_p95_ms", thresholds.e2e_p95_ms, totals["e2e_ms"]["p95"])
     check("error_rate", thresholds.error_rate, round(failures / requests, 4) if requests else 0.0)
 
     reasons = [
@@ -126,14 +159,7 @@ def summarise(
         "exit_code": code,
         "reasons": reasons,
         "series": series,
-        "totals": {
-            "requests": requests,
-            "failures": failures,
-            "rate_limited_429": limited,
-            "ttft_ms": _ms(total_ttft),
-            "itl_ms": _ms(total_itl),
-            "e2e_ms": _ms(total_e2e),
-        },
+        "totals": totals,
         "violations": violations,
         "slo": slo,
         "open_loop": {
@@ -222,7 +248,9 @@ def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
     from rich.markup import escape
 
     console = Console(file=file, width=160)
-    table = _series_table("conform42 load summary (p50 / p90 / p99)", *_SUMMARY_COLUMNS)
+    runs = summary.get("runs")
+    pooled = f", {len(runs['exit_codes'])} runs pooled" if runs else ""
+    table = _series_table(f"conform42 load summary{pooled} (p50 / p90 / p99)", *_SUMMARY_COLUMNS)
     for row in summary["series"]:
         table.add_row(
             row["tier"],
@@ -266,6 +294,7 @@ def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
         console.print(f"note: {escape(notice)}")
     for v in summary["violations"]:
         req = f" {v['requirement']}" if v["requirement"] else ""
+        req += f" (run {v['run']})" if "run" in v else ""
         console.print(
             f"[bold red]VIOLATION{req}[/] "
             + escape(f"[{v['kind']}] {v['tier']}: {v['count']} x; " + "; ".join(v["examples"][:3])),
@@ -273,7 +302,8 @@ def render(summary: Mapping[str, Any], file: IO[str] | None = None) -> None:
         )
     for s in summary["slo"]:
         mark = "ok" if s["ok"] else "[bold red]BREACH[/]"
-        console.print(f"SLO {s['name']} <= {s['threshold']}: measured {_f(s['measured'])} {mark}")
+        worst = f" (worst of the runs: run {s['worst_run']})" if "worst_run" in s else ""
+        console.print(f"SLO {s['name']} <= {s['threshold']}: measured {_f(s['measured'])}{worst} {mark}")
     if summary.get("comparison"):
         render_comparison(summary["comparison"], console=console)
     verdict = summary["verdict"].upper()
