@@ -1,5 +1,9 @@
 """This run against a saved one (the baseline): per tier, model and metric, the change of a percentile
-with a bootstrap 95 % interval, and whether it is a regression (no Locust import).
+with a 95 % interval, and whether it is a regression (no Locust import).
+
+The interval (``loadtests.intervals``) is over runs when both summaries pooled two runs or more
+(``--repeat``): the per-run percentiles of the two sides are compared, so run-to-run drift is in it.
+Otherwise it is a bootstrap over requests, described here.
 
 Every summary keeps, per tier and model, the harness's histograms of per-request values
 (``histograms``: TTFT, the mean per-token ITL of each stream, end-to-end time, tokens/s). Their buckets
@@ -28,9 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from loadtests.collector import SeriesStats
+from loadtests.intervals import SCALE, Estimate, bootstrap_percentile, compare_histograms, compare_run_values
 from loadtests.metrics import Histogram
 
 __all__ = [
@@ -47,14 +50,10 @@ __all__ = [
     "percentile_arg",
     "regression_reason",
     "render_comparison",
+    "run_summaries",
     "sample_histograms",
     "threshold_arg",
 ]
-
-#: Histograms hold microseconds (TTFT, ITL, e2e) and milli-tokens/s: both become the shown unit at 1e-3.
-_SCALE = 1e-3
-#: Bounds the work of one comparison (a few tens of milliseconds) however many comparisons share 95 %.
-_MAX_REPLICATES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -94,74 +93,9 @@ class BaselineError(ValueError):
     """The baseline cannot be compared with: unreadable, not a summary, or without histograms."""
 
 
-@dataclass(frozen=True)
-class Estimate:
-    """A percentile in both runs (shown unit), their difference and relative change with 95 % intervals."""
-
-    old: float
-    new: float
-    diff: float
-    diff_lo: float
-    diff_hi: float
-    rel: float | None  # None when the baseline's value is 0
-    rel_lo: float | None
-    rel_hi: float | None
-
-
 def sample_histograms(stats: SeriesStats) -> dict[str, dict[str, object]]:
     """What a summary keeps of one tier and model so a later run can be compared with it."""
     return {m.key: getattr(stats, m.key).to_dict() for m in METRICS}
-
-
-def bootstrap_percentile(h: Histogram, q: float, replicates: int, rng: np.random.Generator) -> np.ndarray:
-    """The percentile (Histogram.percentile's rule) of ``replicates`` resamples of the requests.
-
-    Resampling n requests and taking the r-th smallest is drawing the r-th smallest of n uniforms
-    (Beta(r, n - r + 1)) and reading the histogram's quantile function there: the same distribution as
-    resampling, at the cost of one draw per replicate instead of n, so tail intervals can afford many.
-    """
-    keys = sorted(h.counts)
-    values = np.array(keys, dtype=float)
-    cumulative = np.cumsum([h.counts[k] for k in keys], dtype=float)
-    n = int(cumulative[-1])
-    rank = max(1, math.ceil(q * n))
-    u = rng.beta(rank, n - rank + 1, size=replicates)
-    # The smallest bucket whose share of the requests at or below it reaches u.
-    index = np.searchsorted(cumulative / n, u, side="left")
-    picked: np.ndarray = values[np.minimum(index, len(values) - 1)]
-    return picked
-
-
-def compare_histograms(
-    old: Histogram,
-    new: Histogram,
-    *,
-    percentile: float = 50.0,
-    level: float = 0.95,
-    replicates: int = 20_000,
-    seed: Any = 0,
-) -> Estimate:
-    """The change of ``percentile`` from ``old`` to ``new`` with a ``level`` interval, each side resampled
-    on its own. Replicates grow with the level, so about 50 lie beyond each end of the interval."""
-    q = percentile / 100
-    old_point, new_point = old.percentile(q), new.percentile(q)
-    if old_point is None or new_point is None:
-        raise ValueError("both histograms need samples")
-    tail = (1 - level) / 2
-    replicates = min(_MAX_REPLICATES, max(replicates, math.ceil(50 / tail)))
-    rng = np.random.default_rng(seed)
-    boot_old = bootstrap_percentile(old, q, replicates, rng) * _SCALE
-    boot_new = bootstrap_percentile(new, q, replicates, rng) * _SCALE
-    o, n = old_point * _SCALE, new_point * _SCALE
-    ends = [100 * tail, 100 * (1 - tail)]
-    diff_lo, diff_hi = np.percentile(boot_new - boot_old, ends)
-    rel = rel_lo = rel_hi = None
-    if o > 0:
-        rel = n / o - 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratios = np.where(boot_old > 0, boot_new / boot_old - 1, np.inf)
-        rel_lo, rel_hi = (float(v) for v in np.percentile(ratios, ends))
-    return Estimate(o, n, n - o, float(diff_lo), float(diff_hi), rel, rel_lo, rel_hi)
 
 
 def judge(estimate: Estimate, metric: Metric, threshold_pct: float) -> str:
@@ -201,12 +135,60 @@ def _r(v: float | None, digits: int = 3) -> float | None:
     return None if v is None or not math.isfinite(v) else round(v, digits)
 
 
+def _over(row: Mapping[str, Any]) -> str:
+    return f"over {row['runs_old']} vs {row['runs_new']} runs" if row["over"] == "runs" else "over requests"
+
+
 def _regression_text(row: Mapping[str, Any], percentile: float) -> str:
     return (
         f"regression: {row['tier']} {row['model']} {row['label']} p{percentile:g} "
         f"{row['old']} -> {row['new']} {row['unit']} ({_pct(row['rel'])}, interval "
-        f"{_pct(row['rel_lo'])} .. {_pct(row['rel_hi'])})"
+        f"{_pct(row['rel_lo'])} .. {_pct(row['rel_hi'])} {_over(row)})"
     )
+
+
+def run_summaries(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The summaries of the runs a ``--repeat`` summary pooled (runs that wrote one), else none."""
+    runs = summary.get("runs")
+    found = runs.get("summaries", []) if isinstance(runs, Mapping) else []
+    return [s for s in found if isinstance(s, Mapping)]
+
+
+def _run_values(
+    runs: list[Mapping[str, Any]], tier: str, model: str, metric: Metric, q: float
+) -> list[float]:
+    """Each run's percentile of one cell (shown unit); runs without requests in the cell are left out."""
+    values = []
+    for run in runs:
+        histograms = _series(run).get((tier, model), {}).get("histograms", {})
+        value = (
+            Histogram.from_dict(histograms[metric.key]).percentile(q) if metric.key in histograms else None
+        )
+        if value is not None:
+            values.append(value * SCALE)
+    return values
+
+
+def _estimate(
+    old_runs: list[Mapping[str, Any]],
+    new_runs: list[Mapping[str, Any]],
+    cell: tuple[str, str, Metric, Histogram, Histogram],
+    settings: CompareSettings,
+    level: float,
+) -> tuple[Estimate, dict[str, Any]]:
+    """Over runs when both sides hold two runs or more with values in the cell, else over requests."""
+    tier, model, metric, old, new = cell
+    if len(old_runs) >= 2 and len(new_runs) >= 2:
+        q = settings.percentile / 100
+        a, b = _run_values(old_runs, tier, model, metric, q), _run_values(new_runs, tier, model, metric, q)
+        if len(a) >= 2 and len(b) >= 2 and min(a + b) > 0:
+            how = {"over": "runs", "runs_old": len(a), "runs_new": len(b)}
+            return compare_run_values(a, b, level=level), how
+    seed = [settings.seed, zlib.crc32(f"{tier}/{model}/{metric.key}".encode())]
+    est = compare_histograms(
+        old, new, percentile=settings.percentile, level=level, replicates=settings.replicates, seed=seed
+    )
+    return est, {"over": "requests"}
 
 
 def _pairs(
@@ -230,6 +212,7 @@ def compare_summaries(
 ) -> dict[str, Any]:
     """Per tier, model and metric present in both summaries: the estimate and its verdict (JSON-ready)."""
     old_series, new_series = _series(baseline), _series(current)
+    old_runs, new_runs = run_summaries(baseline), run_summaries(current)
     pairs = _pairs(old_series, new_series)
     judged = sum(min(old.n, new.n) >= settings.min_samples for *_, old, new in pairs)
     level = 1 - 0.05 / judged if settings.familywise and judged else 0.95
@@ -247,17 +230,11 @@ def compare_summaries(
         if min(old.n, new.n) < settings.min_samples:
             rows.append({**row, "verdict": "too-few-samples"})
             continue
-        est = compare_histograms(
-            old,
-            new,
-            percentile=settings.percentile,
-            level=level,
-            replicates=settings.replicates,
-            seed=[settings.seed, zlib.crc32(f"{tier}/{model}/{metric.key}".encode())],
-        )
+        est, how = _estimate(old_runs, new_runs, (tier, model, metric, old, new), settings, level)
         rows.append(
             {
                 **row,
+                **how,
                 "old": _r(est.old),
                 "new": _r(est.new),
                 "diff": _r(est.diff),
@@ -277,6 +254,9 @@ def compare_summaries(
         "interval_level": round(level, 6),
         "familywise": settings.familywise,
         "seed": settings.seed,
+        #: How many runs each side pooled (1: a single run); with 2 or more on both, intervals are over runs.
+        "runs_old": max(1, len(old_runs)),
+        "runs_new": max(1, len(new_runs)),
         "rows": rows,
         "regressions": [
             _regression_text(r, settings.percentile) for r in rows if r["verdict"] == "regression"
@@ -306,14 +286,26 @@ def _pct(v: float | None) -> str:
 _STYLE = {"regression": "bold red", "improvement": "green"}
 
 
-def _cell(row: Mapping[str, Any] | None) -> str:
+def _method(comparison: Mapping[str, Any]) -> tuple[str, bool]:
+    """How the table's intervals were made, and whether cells over requests need a mark (a mix)."""
+    kinds = {r["over"] for r in comparison["rows"] if "over" in r}
+    runs = f"over {comparison.get('runs_old', 1)} vs {comparison.get('runs_new', 1)} runs"
+    if kinds == {"runs"}:
+        return runs, False
+    if kinds == {"runs", "requests"}:
+        return f"{runs}, * over requests", True
+    return "over requests", False
+
+
+def _cell(row: Mapping[str, Any] | None, mark: bool = False) -> str:
     from rich.markup import escape
 
     if row is None:
         return "-"
     if row["verdict"] == "too-few-samples":
         return f"n={min(row['n_old'], row['n_new'])}, too few"
-    text = escape(f"{_pct(row['rel'])} [{_pct(row['rel_lo'])} .. {_pct(row['rel_hi'])}]")
+    star = "*" if mark and row.get("over") == "requests" else ""
+    text = escape(f"{star}{_pct(row['rel'])} [{_pct(row['rel_lo'])} .. {_pct(row['rel_hi'])}]")
     style = _STYLE.get(row["verdict"])
     return f"[{style}]{text} {row['verdict'].upper()}[/]" if style else text
 
@@ -332,9 +324,10 @@ def render_comparison(
         by_series.setdefault((row["tier"], row["model"]), {})[row["metric"]] = row
     cells = sum(r["verdict"] != "too-few-samples" for r in comparison["rows"])
     scope = f"95 % over all {cells} cells together" if comparison["familywise"] and cells > 1 else "95 %"
+    method, mark = _method(comparison)
     title = (
         f"compared with {comparison['baseline'] or 'the baseline'}: p{comparison['percentile']:g} change "
-        f"[interval, {scope}], regression from {comparison['threshold_pct']:g} %"
+        f"[interval {method}, {scope}], regression from {comparison['threshold_pct']:g} %"
     )
     table = Table(title=escape(title), title_justify="left")
     table.add_column("tier")
@@ -342,7 +335,7 @@ def render_comparison(
     for metric in METRICS:
         table.add_column(f"{metric.label} ({metric.unit})", justify="right")
     for (tier, model), rows in sorted(by_series.items()):
-        table.add_row(tier, model, *(_cell(rows.get(m.key)) for m in METRICS))
+        table.add_row(tier, model, *(_cell(rows.get(m.key), mark) for m in METRICS))
     console.print(table)
     for label, names in (
         ("baseline only", comparison["only_in_baseline"]),
