@@ -31,6 +31,7 @@ python -m loadtests: the conform42 LLM load harness (Locust, headless by default
   python -m loadtests --web --host URL                                  # web UI instead of headless
 
 Added unless given: -f loadtests/locustfile.py, --headless, -u/-r = the tier users (+1 open loop), -t 60s.
+--repeat N runs it all N times, one process after another, and writes one pooled summary.
 Exit code: 0 = no promise violated and every SLO met, 1 = violations or SLO breaches. The harness's
 options come first, then Locust's own.
 """
@@ -111,11 +112,26 @@ def _print_harness_help() -> None:
     print("harness options:\n" + parser.format_help().split("\n", 1)[1])
 
 
+def _repeat(args: list[str]) -> None:
+    """With ``--repeat N`` (N > 1) this process runs the N runs as children and exits with their verdict."""
+    from loadtests.repeat import repeat_count, run_repeated
+
+    try:
+        count = repeat_count(args, os.environ)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    if count > 1:
+        sys.exit(run_repeated(args))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if _has(args, "-h", "--help"):
         print(_PREFACE)
         _print_harness_help()
+    else:
+        _repeat(args)
     sys.argv = ["locust", *build_argv(args)]
     # Imported only now: importing Locust monkey-patches the whole process with gevent.
     from locust.main import main as locust_main

@@ -75,6 +75,10 @@ def _compare_settings(options: Any) -> CompareSettings:
 
 
 def _load_baseline(environment: Any) -> None:
+    if getattr(environment.parsed_options, "repeat", 1) > 1:
+        # Only `python -m loadtests` repeats (a child process per run); plain Locust would run once.
+        log.error("--repeat needs python -m loadtests (conform42 load); this Locust runs once")
+        sys.exit(2)
     settings = _compare_settings(environment.parsed_options)
     if not settings.baseline:
         return

@@ -19,6 +19,7 @@ from typing import Any
 from loadtests.compare import percentile_arg, threshold_arg
 from loadtests.harness_option import HarnessOption
 from loadtests.report import Thresholds
+from loadtests.runs import REPEAT_OPTIONS
 from loadtests.workload import WORKLOAD_OPTIONS, Workload
 
 __all__ = [
@@ -221,6 +222,7 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
     HarnessOption(
         "record_file", help="append one JSON line per stream (ids, stamps) here, for the accuracy benchmark"
     ),
+    *REPEAT_OPTIONS,
     HarnessOption(
         "compare",
         help="after the run, compare it with this earlier --summary-json (the baseline): per tier, model "

@@ -19,17 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.collector import SeriesStats
+from loadtests.harness_option import HarnessOption
 from loadtests.report import EXIT_FAILED, EXIT_OK, series_totals
 
-__all__ = ["EXIT_USAGE", "REPEAT_HELP", "RunResult", "combine", "repeat_arg", "worst_exit"]
+__all__ = ["EXIT_USAGE", "REPEAT_OPTIONS", "RunResult", "combine", "repeat_arg", "worst_exit"]
 
 #: Locust's and the harness's exit code for a setup problem (bad option, unusable baseline).
 EXIT_USAGE = 2
-REPEAT_HELP = (
-    "run the same load N times (python -m loadtests / conform42 load only), one process after another, "
-    "and write one summary pooling them with each run's own; with --compare against a summary of "
-    "repeated runs, the interval is over runs, so the run-to-run drift is in it (default 1)"
-)
 #: A summary row's counter -> SeriesStats' name of it.
 _COUNTERS = {
     "requests": "requests",
@@ -50,6 +46,18 @@ def repeat_arg(word: str) -> int:
     if value < 1:
         raise ValueError(word)
     return value
+
+
+REPEAT_OPTIONS = (
+    HarnessOption(
+        "repeat",
+        parse=repeat_arg,
+        default=1,
+        help="run the same load N times (python -m loadtests / conform42 load only), one process after "
+        "another, and write one summary pooling them with each run's own; with --compare against a "
+        "summary of repeated runs, the interval is over runs, so the run-to-run drift is in it (default 1)",
+    ),
+)
 
 
 @dataclass(frozen=True)
