@@ -1,5 +1,6 @@
 """``python -m loadtests --compare BASELINE.json`` end to end against the sim engine: reruns of the same
-setup are not regressions (five of them, none may cry wolf), a server three times slower per token is."""
+setup are not regressions (five of them, none may cry wolf), a server three times slower per token is.
+The same with ``--repeat 3`` on both sides, where the interval is over runs, at the default threshold."""
 
 from __future__ import annotations
 
@@ -64,6 +65,49 @@ def test_a_server_three_times_slower_per_token_is_a_regression(baseline, tmp_pat
     regressed = {r["metric"] for r in run.summary["comparison"]["rows"] if r["verdict"] == "regression"}
     assert {"ttft", "itl_stream"} & regressed
     assert "REGRESSION" in run.output and "regression(s) against" in run.summary["reasons"][-1]
+
+
+#: Three runs a side, compared over runs at the default threshold (10 %).
+REPEAT = ["--repeat", "3"]
+
+
+@pytest.fixture(scope="module")
+def repeated_baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("compare-repeat")
+    with ServerProcess(sim_args(tmp / "data")) as server:
+        run = _run(tmp / "baseline", server.base_url, *REPEAT)
+        assert run.returncode == 0, run.output[-3000:]
+        assert run.summary["runs"]["exit_codes"] == [0, 0, 0]
+        path = tmp / "baseline.json"
+        shutil.copy(tmp / "baseline" / "summary.json", path)
+        return path
+
+
+def _judged_over(run: Run) -> set[str]:
+    return {r["over"] for r in run.summary["comparison"]["rows"] if r["verdict"] != "too-few-samples"}
+
+
+def test_a_repeated_rerun_of_the_same_setup_is_no_regression_at_the_default_threshold(
+    repeated_baseline, tmp_path
+):
+    with ServerProcess(sim_args(tmp_path / "data")) as server:
+        run = _run(tmp_path / "rerun", server.base_url, *REPEAT, "--compare", str(repeated_baseline))
+    comparison = run.summary["comparison"]
+    assert (run.returncode, comparison["regressions"]) == (0, []), run.output[-3000:]
+    assert comparison["threshold_pct"] == 10.0 and _judged_over(run) == {"runs"}
+    assert "run 3/3 ... pass" in run.output and "over 3 vs 3 runs" in " ".join(run.output.split())
+
+
+def test_a_repeated_run_of_a_server_three_times_slower_per_token_is_a_regression(repeated_baseline, tmp_path):
+    slow = str(3 * float(SIM_TOKEN_DELAY))
+    args = [slow if a == SIM_TOKEN_DELAY else a for a in sim_args(tmp_path / "data")]
+    with ServerProcess(args) as server:
+        run = _run(tmp_path / "slow", server.base_url, *REPEAT, "--compare", str(repeated_baseline))
+    assert run.returncode == 1, run.output[-3000:]
+    rows = run.summary["comparison"]["rows"]
+    assert {"ttft", "itl_stream"} & {r["metric"] for r in rows if r["verdict"] == "regression"}
+    assert _judged_over(run) == {"runs"}
+    assert "regression(s) against" in run.summary["reasons"][-1]
 
 
 def test_an_unusable_baseline_stops_the_run_before_any_load(tmp_path):

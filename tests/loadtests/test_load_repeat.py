@@ -229,3 +229,19 @@ def test_python_m_loadtests_refuses_a_bad_repeat_before_locust():
         check=False,
     )
     assert out.returncode == 2 and "whole number" in out.stderr
+
+
+@pytest.mark.slow
+def test_plain_locust_refuses_to_repeat():
+    # Only python -m loadtests can repeat (a process per run); Locust itself would run once.
+    from loadtests.__main__ import LOCUSTFILE
+
+    out = subprocess.run(
+        [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--repeat", "3", "-t", "1s"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 2 and "--repeat needs python -m loadtests" in out.stdout + out.stderr
