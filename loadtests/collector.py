@@ -7,6 +7,7 @@ worker ships ``to_dict()`` to the master at the end of a run, and the master mer
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,9 +15,12 @@ from typing import Any
 from loadtests.metrics import Histogram, StreamTiming
 from loadtests.promises import TIER_LIMITS, Overlap, Violation, find_overlaps
 
-__all__ = ["Collector", "SeriesStats"]
+__all__ = ["COMPARED", "Collector", "SeriesStats"]
 
 _HISTS = ("ttft", "itl", "itl_stream", "e2e", "tps", "prompt_tokens", "completion_tokens", "asked_tokens")
+#: The per-request values a comparison with a baseline reads (loadtests.compare.METRICS), kept a second
+#: time for the requests sent after the run's warm-up.
+COMPARED = ("ttft", "itl_stream", "e2e", "tps")
 #: Kept examples per violation group; the count is always exact.
 _EXAMPLES = 5
 
@@ -46,6 +50,10 @@ class SeriesStats:
     completion_tokens: Histogram = field(default_factory=Histogram)
     asked_tokens: Histogram = field(default_factory=Histogram)
     short_answers: int = 0
+    #: COMPARED again, only for the requests sent after the warm-up (``Collector.warmup_until``): the
+    #: start of a run (users spawning, first token exchanges and requests) is slower by an amount that
+    #: varies from run to run, so a comparison with a baseline leaves it out.
+    steady: dict[str, Histogram] = field(default_factory=lambda: {name: Histogram() for name in COMPARED})
 
     _COUNTERS = (
         "requests",
@@ -62,6 +70,7 @@ class SeriesStats:
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {name: getattr(self, name) for name in self._COUNTERS}
         data.update({name: getattr(self, name).to_dict() for name in _HISTS})
+        data["steady"] = {name: h.to_dict() for name, h in self.steady.items()}
         return data
 
     def merge_dict(self, data: Mapping[str, Any]) -> None:
@@ -70,6 +79,8 @@ class SeriesStats:
         for name in _HISTS:
             if name in data:
                 getattr(self, name).merge(Histogram.from_dict(data[name]))
+        for name, h in data.get("steady", {}).items():
+            self.steady.setdefault(name, Histogram()).merge(Histogram.from_dict(h))
 
 
 @dataclass
@@ -90,6 +101,9 @@ class Collector:
     #: turn of a session (1 opens it) -> the server's prompt tokens of its successful requests
     turn_prompt_tokens: dict[int, Histogram] = field(default_factory=dict)
     processes: int = 1
+    #: perf_counter() before which a request was sent in the warm-up (not in SeriesStats.steady); set at
+    #: the test's start, 0 = no warm-up.
+    warmup_until: float = 0.0
 
     # ------------------------------------------------------------------------------------ recording
     def stats(self, tier: str, model: str) -> SeriesStats:
@@ -99,20 +113,33 @@ class Collector:
             found = self.series[key] = SeriesStats()
         return found
 
+    def _after_warmup(self, seconds_ago: float) -> bool:
+        """Whether a request that took ``seconds_ago`` to its end just now was sent after the warm-up."""
+        return time.perf_counter() - seconds_ago >= self.warmup_until
+
     def record_stream(self, tier: str, model: str, timing: StreamTiming) -> None:
         s = self.stats(tier, model)
         s.tokens += timing.tokens
         s.usage_mismatch += timing.mismatch
         s.usage_missing += timing.usage_missing
-        if timing.ttft is not None:
-            s.ttft.add(timing.ttft * 1e6)
+        steady = s.steady if self._after_warmup(timing.e2e) else {}
+        values = {"ttft": timing.ttft, "itl_stream": timing.mean_itl, "tps": timing.tokens_per_s}
+        for name, value in values.items():
+            if value is not None:
+                scaled = value * (1000 if name == "tps" else 1e6)  # tokens/s are kept as milli-tokens/s
+                getattr(s, name).add(scaled)
+                if steady:
+                    steady[name].add(scaled)
         s.itl.extend(timing.itls, 1e6)
-        mean_itl = timing.mean_itl
-        if mean_itl is not None:
-            s.itl_stream.add(mean_itl * 1e6)
-        tps = timing.tokens_per_s
-        if tps is not None:
-            s.tps.add(tps * 1000)
+
+    def record_ok(self, tier: str, model: str, ms: float) -> None:
+        """A successful request and its end-to-end time."""
+        s = self.stats(tier, model)
+        s.requests += 1
+        s.ok += 1
+        s.e2e.add(ms * 1000)
+        if self._after_warmup(ms / 1000):
+            s.steady["e2e"].add(ms * 1000)
 
     def record_work(
         self, tier: str, model: str, turn: int, asked: int, prompt_tokens: int | None, completion_tokens: int

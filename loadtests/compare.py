@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from loadtests.collector import SeriesStats
+from loadtests.harness_option import HarnessOption
 from loadtests.intervals import SCALE, Estimate, bootstrap_percentile, compare_histograms, compare_run_values
 from loadtests.metrics import Histogram
 
 __all__ = [
+    "COMPARE_OPTIONS",
     "METRICS",
     "BaselineError",
     "CompareSettings",
@@ -94,8 +96,9 @@ class BaselineError(ValueError):
 
 
 def sample_histograms(stats: SeriesStats) -> dict[str, dict[str, object]]:
-    """What a summary keeps of one tier and model so a later run can be compared with it."""
-    return {m.key: getattr(stats, m.key).to_dict() for m in METRICS}
+    """What a summary keeps of one tier and model so a later run can be compared with it: the requests
+    sent after the warm-up (``--compare-warmup``)."""
+    return {m.key: stats.steady[m.key].to_dict() for m in METRICS}
 
 
 def judge(estimate: Estimate, metric: Metric, threshold_pct: float) -> str:
@@ -362,3 +365,23 @@ def threshold_arg(word: str) -> float:
     if not value >= 0:
         raise ValueError(word)
     return value
+
+
+def warmup_arg(word: str) -> float:
+    """``--compare-warmup``: seconds, 0 or more."""
+    value = float(word)
+    if not 0 <= value < math.inf:
+        raise ValueError(word)
+    return value
+
+
+COMPARE_OPTIONS = (
+    HarnessOption(
+        "compare_warmup",
+        parse=warmup_arg,
+        default=1.0,
+        help="the summary's per-request values for --compare leave out requests sent in the first this "
+        "many seconds of the run: the start (users spawning, first requests) is slower by an amount that "
+        "varies from run to run (default 1; the summary's figures keep every request)",
+    ),
+)

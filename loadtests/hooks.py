@@ -121,6 +121,9 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
             workload_error = f"the workload could not be set up, so no user ran here: {exc}"
             STATE.config = None  # the users stop at once rather than send what was not asked for
     STATE.reset()
+    # Requests sent before this are the run's warm-up, left out of what --compare reads.
+    warmup = getattr(environment.parsed_options, "compare_warmup", DEFAULTS["compare_warmup"])
+    STATE.collector.warmup_until = time.perf_counter() + float(warmup)
     if workload_error:
         STATE.collector.notices.add(workload_error)
     sweep_shape.reset()

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.compare import percentile_arg, threshold_arg
+from loadtests.compare import COMPARE_OPTIONS, percentile_arg, threshold_arg
 from loadtests.harness_option import HarnessOption
 from loadtests.report import Thresholds
 from loadtests.runs import REPEAT_OPTIONS
@@ -241,6 +241,7 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
         default=50.0,
         help="with --compare: the percentile of each metric that is compared (default 50, the median)",
     ),
+    *COMPARE_OPTIONS,
 )
 DEFAULTS: Mapping[str, Any] = {option.name: option.default for option in HARNESS_OPTIONS}
 

@@ -88,10 +88,7 @@ class Outcomes:
         self.fire(method, name, ms, 0, exc)
 
     def ok(self, model: str, method: str, name: str, ms: float, length: int) -> None:
-        stats = STATE.collector.stats(self.tier, model)
-        stats.requests += 1
-        stats.ok += 1
-        stats.e2e.add(ms * 1000)
+        STATE.collector.record_ok(self.tier, model, ms)
         self.fire(method, name, ms, length)
 
     def interval(self, lo_wall: float, hi_wall: float, shrink: float) -> None:

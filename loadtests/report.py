@@ -32,8 +32,6 @@ __all__ = [
 
 EXIT_OK, EXIT_FAILED = 0, 1
 _QS = (("p50", 0.50), ("p90", 0.90), ("p95", 0.95), ("p99", 0.99))
-#: Histograms a summary keeps besides those a comparison reads, so that repeated runs can be pooled.
-_POOLED = ("itl", "prompt_tokens", "completion_tokens", "asked_tokens")
 
 
 @dataclass(frozen=True)
@@ -82,9 +80,10 @@ def series_row(tier: str, model: str, s: SeriesStats) -> dict[str, Any]:
         "completion_tokens": _ms(s.completion_tokens, 1),
         "max_tokens_asked": _ms(s.asked_tokens, 1),
         "short_of_max_tokens": s.short_answers,
-        # Per-request values, so a later run can be compared with this one (--compare), and the rest
-        # that the figures above come from, so that runs can be pooled (--repeat).
-        "histograms": {**sample_histograms(s), **{name: getattr(s, name).to_dict() for name in _POOLED}},
+        # Per-request values after the warm-up, so a later run can be compared with this one (--compare).
+        "histograms": sample_histograms(s),
+        # All that the figures above come from, mergeable, so that runs can be pooled (--repeat).
+        "pool": s.to_dict(),
     }
 
 

@@ -1,9 +1,9 @@
 """One summary for the same load run several times (``--repeat N``), without Locust.
 
-The combined summary is a summary like a single run's: its ``series`` and ``totals`` pool the runs'
-requests (counters added, histograms merged exactly), so it can serve as the baseline of a single
-run's ``--compare`` (an interval over requests). It also keeps every run's own summary under
-``runs``, so a comparison of two such summaries can put its interval over runs
+The combined summary is a summary like a single run's: its ``series`` and ``totals`` pool the
+runs' requests (each row's ``pool``: counters added, histograms merged exactly), so it can serve as
+the baseline of a single run's ``--compare`` (an interval over requests). It also keeps every run's
+own summary under ``runs``, so a comparison of two such summaries can put its interval over runs
 (``loadtests.compare``), which is what sees the drift from one run to the next.
 
 Promises and SLOs are judged per run, where the requests they concern were in flight together, never
@@ -26,18 +26,6 @@ __all__ = ["EXIT_USAGE", "REPEAT_OPTIONS", "RunResult", "combine", "repeat_arg",
 
 #: Locust's and the harness's exit code for a setup problem (bad option, unusable baseline).
 EXIT_USAGE = 2
-#: A summary row's counter -> SeriesStats' name of it.
-_COUNTERS = {
-    "requests": "requests",
-    "ok": "ok",
-    "failures": "failures",
-    "rate_limited_429": "rate_limited",
-    "unavailable_503": "unavailable",
-    "output_tokens": "tokens",
-    "usage_mismatch": "usage_mismatch",
-    "usage_missing": "usage_missing",
-    "short_of_max_tokens": "short_answers",
-}
 
 
 def repeat_arg(word: str) -> int:
@@ -83,9 +71,7 @@ def _pool(summaries: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Serie
     pooled: dict[tuple[str, str], SeriesStats] = {}
     for summary in summaries:
         for row in summary.get("series", []):
-            stats = pooled.setdefault((str(row["tier"]), str(row["model"])), SeriesStats())
-            counters = {name: row.get(key, 0) for key, name in _COUNTERS.items()}
-            stats.merge_dict({**counters, **row.get("histograms", {})})
+            pooled.setdefault((str(row["tier"]), str(row["model"])), SeriesStats()).merge_dict(row["pool"])
     return pooled
 
 

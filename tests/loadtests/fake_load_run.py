@@ -27,10 +27,8 @@ def _summary(seed: int) -> dict[str, Any]:
     c = Collector()
     for _ in range(30):
         times = (0.01 + np.cumsum(rng.lognormal(np.log(0.005), 0.3, 8))).tolist()
-        stats = c.stats("pro", "42-logic")
-        stats.requests += 1
-        stats.ok += 1
-        stats.e2e.add(times[-1] * 1e6)
+        c.record_ok("pro", "42-logic", times[-1] * 1000)
+        c.record_work("pro", "42-logic", 1, 8, 20, 8)
         c.record_stream("pro", "42-logic", stream_timing(0.0, times, times[-1], usage_tokens=8))
     return summarise(c, Thresholds())
 

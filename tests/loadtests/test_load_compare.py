@@ -113,10 +113,7 @@ def _collector(token_gap_s: float, streams: int = 60, seed: int = 0) -> Collecto
     for _ in range(streams):
         gaps = token_gap_s * rng.uniform(0.8, 1.2, 8)
         times = np.cumsum(gaps).tolist()
-        stats = c.stats("pro", "42-logic")
-        stats.requests += 1
-        stats.ok += 1
-        stats.e2e.add(times[-1] * 1e6)
+        c.record_ok("pro", "42-logic", times[-1] * 1000)
         c.record_stream("pro", "42-logic", stream_timing(0.0, times, times[-1], usage_tokens=8))
     return c
 
@@ -168,10 +165,7 @@ def _noisy_collector(seed: int, streams: int = 80) -> Collector:
             for _ in range(streams):
                 ttft = rng.lognormal(np.log(0.02), 0.6)
                 times = (ttft + np.cumsum(rng.lognormal(np.log(0.005), 0.4, 16))).tolist()
-                stats = c.stats(tier, model)
-                stats.requests += 1
-                stats.ok += 1
-                stats.e2e.add(times[-1] * 1e6)
+                c.record_ok(tier, model, times[-1] * 1000)
                 c.record_stream(tier, model, stream_timing(0.0, times, times[-1], usage_tokens=16))
     return c
 

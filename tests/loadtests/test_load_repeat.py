@@ -79,13 +79,16 @@ def test_pooled_series_merge_the_runs_requests_exactly():
     pooled = combine(runs, 3)
     (row,) = pooled["series"]
     assert row["requests"] == row["ok"] == 90 and pooled["totals"]["requests"] == 90
-    for key in ("ttft", "itl_stream", "e2e", "tps", "itl"):
+    for key in ("ttft", "itl_stream", "e2e", "tps", "itl", "completion_tokens"):
         merged = Histogram()
         for run in runs:
             assert run.summary is not None
-            merged.merge(Histogram.from_dict(run.summary["series"][0]["histograms"][key]))
-        assert Histogram.from_dict(row["histograms"][key]).counts == merged.counts
+            merged.merge(Histogram.from_dict(run.summary["series"][0]["pool"][key]))
+        assert Histogram.from_dict(row["pool"][key]).counts == merged.counts
+    for key in ("ttft", "e2e"):  # what --compare reads: the requests after each run's warm-up
+        assert row["histograms"][key]["n"] == 90
     assert row["ttft_ms"]["p50"] is not None and row["itl_ms"]["n"] == 90 * 7
+    assert row["completion_tokens"]["n"] == 90 and row["short_of_max_tokens"] == 0
     assert (pooled["exit_code"], pooled["reasons"]) == (0, [])
     assert pooled["runs"]["exit_codes"] == [0, 0, 0] and len(pooled["runs"]["summaries"]) == 3
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 from loadtests.collector import Collector
 from loadtests.metrics import stream_timing
@@ -13,10 +14,7 @@ from loadtests.report import Thresholds, render, summarise
 
 def _collector_with_one_stream(tier: str = "pro") -> Collector:
     c = Collector()
-    stats = c.stats(tier, "42-logic")
-    stats.requests += 1
-    stats.ok += 1
-    stats.e2e.add(300_000)
+    c.record_ok(tier, "42-logic", 300.0)
     c.record_stream(tier, "42-logic", stream_timing(0.0, [0.1, 0.2, 0.3], 0.3, usage_tokens=3))
     return c
 
@@ -109,3 +107,30 @@ def test_token_figures_reach_the_summary_per_series_and_per_turn():
     render(summary, file=out)
     assert "tokens per request" in out.getvalue()
     assert "turn 2: 90 / 90 / 90 (n=1)" in out.getvalue()
+
+
+def test_requests_sent_in_the_warm_up_are_left_out_of_what_a_comparison_reads():
+    c = Collector()
+    c.warmup_until = time.perf_counter() + 0.15  # the first request below was sent in the warm-up
+    c.record_stream("pro", "42-logic", stream_timing(0.0, [0.01, 0.02], 0.02, usage_tokens=2))
+    c.record_ok("pro", "42-logic", 20.0)
+    time.sleep(0.2)
+    c.record_stream("pro", "42-logic", stream_timing(0.0, [0.03, 0.04], 0.04, usage_tokens=2))
+    c.record_ok("pro", "42-logic", 40.0)
+    # A request that ended after the warm-up but was sent in it stays out: it counts from its send.
+    c.record_ok("pro", "42-logic", 300.0)
+    merged = Collector()
+    merged.merge_dict(c.to_dict())  # as a distributed worker's observations reach the master
+    for collector in (c, merged):
+        (row,) = summarise(collector, Thresholds())["series"]
+        assert row["requests"] == 3 and row["ttft_ms"]["n"] == 2 and row["e2e_ms"]["n"] == 3
+        hist = row["histograms"]
+        assert [hist[key]["n"] for key in ("ttft", "itl_stream", "tps", "e2e")] == [1, 1, 1, 1]
+        assert hist["ttft"]["counts"] == {"30000": 1}
+
+
+def test_the_values_kept_after_the_warm_up_are_those_compare_reads():
+    from loadtests.collector import COMPARED
+    from loadtests.compare import METRICS
+
+    assert tuple(m.key for m in METRICS) == COMPARED
