@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import t as student_t  # type: ignore[import-untyped, unused-ignore]
 
 from loadtests.metrics import Histogram
 
@@ -104,55 +105,9 @@ def compare_histograms(
 
 
 # ------------------------------------------------------------------------------------------ over runs
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    """The continued fraction of the incomplete beta function (modified Lentz)."""
-    tiny, h = 1e-300, 1.0
-    c, d = 1.0, 1 - (a + b) * x / (a + 1)
-    d = 1 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1 + numerator * d
-            d = 1 / (d if abs(d) > tiny else tiny)
-            c = 1 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1) < 1e-13:
-            break
-    return h
-
-
-def _incomplete_beta(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b)."""
-    if x <= 0 or x >= 1:
-        return 0.0 if x <= 0 else 1.0
-    front = math.exp(
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1) / (a + b + 2):
-        return front * _beta_fraction(a, b, x) / a
-    return 1 - front * _beta_fraction(b, a, 1 - x) / b
-
-
 def t_quantile(level: float, df: float) -> float:
-    """The t with P(|T| <= t) = ``level`` for Student's t with ``df`` degrees of freedom (numpy has no
-    t quantile, and the harness does not need scipy for one number)."""
-
-    def outside(t: float) -> float:  # P(|T| > t)
-        return _incomplete_beta(df / 2, 0.5, df / (df + t * t))
-
-    lo, hi = 0.0, 1.0
-    while outside(hi) > 1 - level:
-        lo, hi = hi, hi * 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if outside(mid) > 1 - level else (lo, mid)
-        if hi - lo < 1e-9 * hi:
-            break
-    return (lo + hi) / 2
+    """The t with P(|T| <= t) = ``level`` for Student's t with ``df`` degrees of freedom."""
+    return float(student_t.ppf((1 + level) / 2, df))
 
 
 def compare_run_values(old: Sequence[float], new: Sequence[float], *, level: float = 0.95) -> Estimate:
