@@ -130,6 +130,13 @@ class SweepPlan:
             out.append(StepWindow(i, load, start, min(start + self.warmup_seconds, end), end))
         return out
 
+    def measured_windows(self, started: float, ended: float, stopped_after: int | None) -> list[StepWindow]:
+        """The steps of a sweep that ran from ``started`` to ``ended`` with something measured; a sweep
+        stopped early after judging ``stopped_after`` steps ends with the step under way at the stop,
+        which ran its warm-up only: it is left out rather than shown as a step without requests."""
+        windows = [w for w in self.windows(started, ended) if w.seconds > 0]
+        return windows if stopped_after is None else windows[:stopped_after]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode,

@@ -164,7 +164,7 @@ def finish(summary: dict[str, Any], collector: Collector, cfg: HarnessConfig) ->
     boundaries: list[float] = []
     plan = SWEEP.plan
     if plan is not None:
-        windows = [w for w in plan.windows(started, ended) if w.seconds > 0]
+        windows = plan.measured_windows(started, ended, SWEEP.evaluated if SWEEP.stopped_early else None)
         rows = step_rows(SWEEP.log.records, windows, SWEEP.slo, cfg.thresholds)
         summary["sweep"] = sweep_summary(plan, rows, SWEEP.slo, SWEEP.stopped_early)
         boundaries = [w.start - started for w in windows]

@@ -105,6 +105,16 @@ def test_plan_steps_and_windows():
 
 
 # ------------------------------------------------------------------------------------ statistics
+def test_a_sweep_stopped_early_reports_only_its_judged_steps():
+    plan = SweepPlan("rates", (1.0, 2.0, 4.0, 8.0), step_seconds=10, warmup_seconds=2)
+    # Stopped after judging two steps, 2.5 s into the third (its warm-up and half a second more).
+    assert [w.load for w in plan.measured_windows(0.0, 22.5, stopped_after=2)] == [1.0, 2.0]
+    # Cut short otherwise (Ctrl-C, -t): the last step's measured part is kept ...
+    assert [w.load for w in plan.measured_windows(0.0, 22.5, stopped_after=None)] == [1.0, 2.0, 4.0]
+    # ... unless the cut came within its warm-up.
+    assert [w.load for w in plan.measured_windows(0.0, 21.0, stopped_after=None)] == [1.0, 2.0]
+
+
 def test_percentile_is_nearest_rank():
     assert percentile([], 0.5) is None
     assert percentile([3.0, 1.0, 2.0, 4.0], 0.5) == 2.0
