@@ -53,12 +53,8 @@ _STOP_WAITS = (2.0, 15.0, 5.0)
 _LOG_TAIL = 20
 
 
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
-
-
-def _env_name(name: str) -> str:
-    return "LOCUST_" + name.upper()
+#: The harness options by name: their spellings (``flag_name``, ``env``) come from the table.
+_BY_NAME = {option.name: option for option in HARNESS_OPTIONS}
 
 
 def _parse(args: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
@@ -79,7 +75,7 @@ def repeat_count(args: Sequence[str], env: Mapping[str, str]) -> int:
     """How many runs ``--repeat`` (else ``LOCUST_REPEAT``) asks for, 1 without; ValueError for a bad
     number. Read by hand, not by a parser: every ``python -m loadtests`` asks, and the other options'
     errors are Locust's to report."""
-    word = env.get(_env_name("repeat"))
+    word = env.get(_BY_NAME["repeat"].env)
     for i, arg in enumerate(args):
         if arg == "--repeat":
             word = args[i + 1] if i + 1 < len(args) else ""
@@ -106,7 +102,7 @@ def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | Non
     """A run's command line: ``args`` less this process's own options, plus the run's own files."""
     out: list[str] = []
     skip = False
-    flags = tuple(_flag(name) for name in _OWN)
+    flags = tuple(_BY_NAME[name].flag_name for name in _OWN)
     for arg in args:
         if skip:
             skip = False
@@ -122,7 +118,7 @@ def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | Non
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:
     """The environment less this process's own options (a child that read LOCUST_REPEAT would repeat)."""
-    dropped = {_env_name(name) for name in _OWN}
+    dropped = {_BY_NAME[name].env for name in _OWN}
     return {**{k: v for k, v in env.items() if k not in dropped}, "PYTHONUNBUFFERED": "1"}
 
 
