@@ -136,6 +136,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
 
 def _on_worker_report(client_id: str, data: Any, **_kw: Any) -> None:
     _MASTER.seen.add(client_id)
+    sweep_shape.worker_report(client_id, data)
 
 
 def _send_final(environment: Any) -> None:

@@ -13,6 +13,10 @@ per figure, fired back to back in the user's greenlet without yielding in betwee
 So the events of one request are joined per greenlet (``who``). Names are ``<tier> <model> <kind>``.
 Start times are wall-clock seconds (the event time less the end-to-end latency), so records of several
 processes can be merged and cut into sweep steps on the master.
+
+A request fires its events only when it ends, so the log is also told when one is sent and when it
+has settled (``sent`` / ``settled``, from ``loadtests.outcomes``): a request still in flight when the
+run ends becomes an ``unfinished`` record at ``flush`` instead of vanishing from the step it was sent in.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from typing import Any
 
 __all__ = ["OUTCOMES", "RequestLog", "RequestRecord"]
 
-#: ok, refused (429, 503) or failed (an exception, an error status, no answer).
-OUTCOMES = ("ok", "429", "503", "fail")
+#: ok, refused (429, 503), failed (an exception, an error status, no answer) or still in flight when
+#: the run ended (unfinished).
+OUTCOMES = ("ok", "429", "503", "fail", "unfinished")
 _FIGURES = ("TTFT", "ITL", "TOK/S")
 _IGNORED_KINDS = ("batch-poll",)
 
@@ -61,6 +66,20 @@ class RequestLog:
     _open: dict[Hashable, tuple[str, RequestRecord]] = field(default_factory=dict)
     #: output tokens of a chat whose POST is still to come, per greenlet
     _chat_tokens: dict[Hashable, int] = field(default_factory=dict)
+    #: requests sent and not settled yet, per greenlet: (name, wall-clock send time)
+    _pending: dict[Hashable, tuple[str, float]] = field(default_factory=dict)
+
+    def sent(self, who: Hashable, name: str, now: float) -> None:
+        """Greenlet ``who`` sends request ``name`` at wall-clock ``now``."""
+        self._pending[who] = (name, now)
+
+    def settled(self, who: Hashable) -> None:
+        """Greenlet ``who``'s request is over: its events, if any, have been fired."""
+        self._pending.pop(who, None)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
 
     def event(
         self, who: Hashable, request_type: str, name: str, ms: float, length: int, failed: bool, now: float
@@ -111,10 +130,16 @@ class RequestLog:
             self.records.append(found[1])
 
     def flush(self) -> None:
-        """Take in the streams still waiting for figures (the run is over: none will come)."""
+        """The run is over: take in the streams still waiting for figures (none will come) and the
+        requests still in flight, as unfinished."""
         for who in list(self._open):
             self._close(who)
         self._chat_tokens.clear()
+        for name, start in self._pending.values():
+            parts = name.split(" ")
+            if len(parts) == 3 and parts[2] not in _IGNORED_KINDS:
+                self.records.append(RequestRecord(parts[0], parts[2], start, "unfinished"))
+        self._pending.clear()
 
     def to_dict(self) -> dict[str, Any]:
         self.flush()

@@ -83,3 +83,10 @@ def render_sweep(sweep: Mapping[str, Any], file: IO[str] | None = None) -> None:
     )
     if sweep["stopped_early"]:
         console.print("stopped early: " + escape(sweep["stopped_early"]))
+    drain = sweep.get("drain") or {}
+    if drain.get("seconds") is not None:
+        unfinished = drain.get("unfinished", 0)
+        console.print(
+            f"drained in {drain['seconds']:g} s (the requests in flight after the last step finished)"
+            + (f"; [red]{unfinished} still unfinished[/]" if unfinished else "")
+        )

@@ -7,6 +7,11 @@ inside the warm-up). A users sweep turns the tier users from fixed counts into w
 options) and has the shape ask Locust for the step's total. Without a sweep the shape is switched off
 at ``init`` and Locust runs as before. The early stop looks at the records of this process, so it
 works in a single process; a distributed sweep runs every step.
+
+After the last step (or the early stop) the sweep drains: the users send nothing new and the run goes
+on until the requests in flight have ended (workers say how many they have in their reports to the
+master), at most ``--request-timeout`` plus a second. So the last step's slow answers are measured
+rather than cut off; a request still in flight after that is counted as unfinished.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from locust import LoadTestShape, events
-from locust.runners import LocalRunner
+from locust.runners import LocalRunner, MasterRunner
 
 from loadtests.collector import Collector
 from loadtests.html_report import write_html
@@ -32,7 +37,16 @@ from loadtests.sweep_stats import saturation, step_rows, sweep_summary
 from loadtests.timeseries import time_series
 from loadtests.users import FreeUser, InternalUser, OpenLoopUser, ProUser
 
-__all__ = ["SWEEP", "SweepShape", "configure", "finish", "merge_final", "reset", "run_thresholds"]
+__all__ = [
+    "SWEEP",
+    "SweepShape",
+    "configure",
+    "finish",
+    "merge_final",
+    "reset",
+    "run_thresholds",
+    "worker_report",
+]
 
 _TIER_USERS = (FreeUser, ProUser, InternalUser)
 
@@ -48,6 +62,14 @@ class _Sweep:
     stopped_early: str | None = None
     evaluated: int = 0
     log: RequestLog = dataclasses.field(default_factory=RequestLog)
+    #: seconds the drain took, once over
+    drained_after: float | None = None
+    #: per worker (on the master): whether it drains, and its requests in flight, from its last report
+    workers: dict[str, tuple[bool, int]] = dataclasses.field(default_factory=dict)
+
+
+#: Seconds the drain may last beyond --request-timeout (a request times out after that, then settles).
+DRAIN_GRACE_S = 1.0
 
 
 SWEEP = _Sweep()
@@ -91,6 +113,10 @@ def reset() -> None:
     SWEEP.stopped_early = None
     SWEEP.evaluated = 0
     SWEEP.log = RequestLog()
+    SWEEP.drained_after = None
+    SWEEP.workers = {}
+    STATE.request_log = SWEEP.log if SWEEP.keep else None
+    STATE.drain_at = None if SWEEP.plan is None else SWEEP.started + SWEEP.plan.seconds
 
 
 def run_thresholds(thresholds: Thresholds) -> Thresholds:
@@ -120,18 +146,38 @@ def merge_final(data: Mapping[str, Any]) -> None:
     SWEEP.log.merge_dict(data)
 
 
+def _on_report_to_master(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    if SWEEP.plan is not None:
+        data["conform42_drain"] = [STATE.draining(), SWEEP.log.in_flight]
+
+
+def worker_report(client_id: str, data: Mapping[str, Any]) -> None:
+    """The master: keep a worker's drain state from its periodic report."""
+    drain = data.get("conform42_drain")
+    if isinstance(drain, list) and len(drain) == 2:
+        SWEEP.workers[client_id] = (bool(drain[0]), int(drain[1]))
+
+
 class SweepShape(LoadTestShape):
     """Steps the ladder of ``SWEEP.plan``; ends the test after the last step or once saturated."""
 
     use_common_options = True  # -u/-r/-t are the harness's defaults: no warning that they are ignored
+    _last: tuple[int, float] | tuple[int, float, list[Any]] | None = None
 
     def tick(self) -> tuple[int, float] | tuple[int, float, list[Any]] | None:
         plan, cfg = SWEEP.plan, STATE.config
         if plan is None or cfg is None:
             return None
         index = plan.step_at(_elapsed())
-        if index is None or self._saturated(plan, cfg):
-            return None
+        if index is None or SWEEP.stopped_early is not None or self._saturated(plan, cfg):
+            # the users of the last step stay (idle) while the requests in flight finish
+            return None if self._drained(cfg) else self._last or self._users(plan, cfg, len(plan.loads) - 1)
+        self._last = self._users(plan, cfg, index)
+        return self._last
+
+    def _users(
+        self, plan: SweepPlan, cfg: HarnessConfig, index: int
+    ) -> tuple[int, float] | tuple[int, float, list[Any]]:
         open_loop = 1 if plan.mode == "rates" or cfg.open_loop_rate > 0 else 0
         if plan.mode == "rates":
             total = sum(cfg.users.values()) + open_loop
@@ -139,6 +185,22 @@ class SweepShape(LoadTestShape):
         classes: list[Any] = [c for c in _TIER_USERS if c.weight > 0] + ([OpenLoopUser] if open_loop else [])
         total = int(plan.loads[index]) + open_loop
         return total, float(total), classes
+
+    def _drained(self, cfg: HarnessConfig) -> bool:
+        """Draining (the users send nothing new): True once no request is in flight, or at the deadline."""
+        now = time.time()
+        if STATE.drain_at is None or STATE.drain_at > now:
+            STATE.drain_at = now  # an early stop drains from now
+        if isinstance(self.runner, MasterRunner):  # every worker has said it drains, nothing in flight
+            nodes = self.runner.clients
+            workers = [SWEEP.workers.get(n.id) for n in nodes.ready + nodes.running + nodes.spawning]
+            idle = bool(workers) and all(w is not None and w[0] and w[1] == 0 for w in workers)
+        else:
+            idle = SWEEP.log.in_flight == 0
+        if idle or now >= STATE.drain_at + cfg.request_timeout + DRAIN_GRACE_S:
+            SWEEP.drained_after = round(now - STATE.drain_at, 3)
+            return True
+        return False
 
     def _saturated(self, plan: SweepPlan, cfg: HarnessConfig) -> bool:
         """Judge each finished step once its successor's warm-up is over (its late answers are in)."""
@@ -167,6 +229,10 @@ def finish(summary: dict[str, Any], collector: Collector, cfg: HarnessConfig) ->
         windows = plan.measured_windows(started, ended, SWEEP.evaluated if SWEEP.stopped_early else None)
         rows = step_rows(SWEEP.log.records, windows, SWEEP.slo, cfg.thresholds)
         summary["sweep"] = sweep_summary(plan, rows, SWEEP.slo, SWEEP.stopped_early)
+        summary["sweep"]["drain"] = {
+            "seconds": SWEEP.drained_after,
+            "unfinished": sum(1 for r in SWEEP.log.records if r.outcome == "unfinished"),
+        }
         boundaries = [w.start - started for w in windows]
         if rows and summary["sweep"]["highest_load_meeting_slo"] is None:
             summary["reasons"].append("sweep: no step met the SLOs")
@@ -177,3 +243,4 @@ def finish(summary: dict[str, Any], collector: Collector, cfg: HarnessConfig) ->
 
 
 events.request.add_listener(_on_request)  # type: ignore[no-untyped-call]
+events.report_to_master.add_listener(_on_report_to_master)  # type: ignore[no-untyped-call]

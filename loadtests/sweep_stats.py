@@ -4,6 +4,9 @@ decision and the highest load that met the SLOs (no Locust import).
 Per step and tier, from the requests *sent* in the step's measured window (``loadtests.sweep_plan``):
 
 * sent/s: every request; admitted/s: those not refused with 429 or 503;
+* unfinished: sent and still in flight when the run ended (after the sweep's drain): counted as sent
+  and admitted, as misses in the attainment, not in the latency percentiles (their latency is unknown);
+  a step with any does not meet the SLOs (its figures are incomplete);
 * 429 / 503 share: of the requests sent;
 * TTFT / ITL / end-to-end percentiles: of the successful requests (ITL: a stream's mean per-token ITL);
 * output tokens/s: the successful requests' output tokens over the window;
@@ -22,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from loadtests.report import Thresholds
-from loadtests.request_log import RequestRecord
+from loadtests.request_log import OUTCOMES, RequestRecord
 from loadtests.sweep_plan import GoodputSlo, StepWindow, SweepPlan
 
 __all__ = [
@@ -68,7 +71,7 @@ def _rate(count: float, seconds: float) -> float:
 def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputSlo) -> dict[str, Any]:
     """The figures of the requests sent in one window ``seconds`` long."""
     sent = len(records)
-    count = {o: 0 for o in ("ok", "429", "503", "fail")}
+    count = {o: 0 for o in OUTCOMES}
     for r in records:
         count[r.outcome] = count.get(r.outcome, 0) + 1
     ok = [r for r in records if r.outcome == "ok"]
@@ -83,6 +86,7 @@ def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputS
         "rate_limited_429": count["429"],
         "unavailable_503": count["503"],
         "failures": count["fail"],
+        "unfinished": count["unfinished"],
         "share_429": round(count["429"] / sent, 4) if sent else 0.0,
         "share_503": round(count["503"] / sent, 4) if sent else 0.0,
         "error_rate": round(count["fail"] / sent, 4) if sent else 0.0,
@@ -99,6 +103,8 @@ def _breaches(stats: Mapping[str, Any], slo: GoodputSlo, thresholds: Thresholds)
     out: list[str] = []
     if not stats["sent"]:
         return ["no requests"]
+    if stats["unfinished"]:
+        out.append(f"{stats['unfinished']} request(s) unfinished at the end")
     for key, limit in (
         ("ttft_ms", thresholds.ttft_p95_ms),
         ("itl_ms", thresholds.itl_p95_ms),

@@ -69,7 +69,7 @@ def time_series(
             r429[b] += 1
         elif r.outcome == "503":
             r503[b] += 1
-        else:
+        elif r.outcome == "fail":
             fail[b] += 1
     keys = {
         key_id: {

@@ -18,6 +18,7 @@ import itertools
 import random
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, ClassVar
 
 import gevent  # type: ignore[import-untyped]
@@ -31,7 +32,7 @@ from loadtests.options import HarnessConfig
 from loadtests.runtime import STATE
 from loadtests.tokens import Tokens
 
-__all__ = ["TOKENS", "FreeUser", "InternalUser", "OpenLoopUser", "ProUser", "TierUser"]
+__all__ = ["TOKENS", "FreeUser", "HarnessUser", "InternalUser", "OpenLoopUser", "ProUser", "TierUser"]
 
 
 def _cfg() -> HarnessConfig:
@@ -42,12 +43,18 @@ def _cfg() -> HarnessConfig:
 
 #: The task tokens of this process, shared by its users (greenlets: a gevent lock per key).
 TOKENS = Tokens(Semaphore)
+#: How long a user idles in a capacity sweep's drain before it looks again (the shape ends the run).
+_DRAIN_POLL_S = 0.2
 #: Numbers the users of this process, so each draws its own requests from --workload-seed.
 _USER_NUMBERS = itertools.count()
 
 
-class TierUser(FastHttpUser):
-    """A closed-loop user of one tier: picks a task by the configured weights, waits for its answer."""
+class HarnessUser(FastHttpUser):
+    """What the closed-loop and the open-loop users share: the calls, token handling and back-off.
+
+    No task here: Locust gives a user class every task of its bases as well as its own, so a task
+    on a shared base would also run in the open-loop user, as a closed-loop request now and then.
+    """
 
     abstract = True
     tier: ClassVar[str] = "free"
@@ -79,32 +86,52 @@ class TierUser(FastHttpUser):
     def wait_time(self) -> float:
         return self.cfg.think_time + self.calls.outcomes.take_backoff()
 
+    def run_kind(self, kind: str, intended: float | None = None) -> None:
+        model = random.choice(self.models)
+        calls = self.calls
+        if kind in ("stream", "chat"):
+            model = calls.conversation.keep_model(model)  # a session talks to one model
+        body: Callable[[], None]
+        if kind == "stream":
+            body = partial(calls.stream, model, intended)
+        elif kind == "chat":
+            body = partial(calls.chat, model, intended)
+        elif kind == "embed":
+            model = self.cfg.embed_model
+            body = partial(calls.embed, model, intended)
+        elif kind == "batch":
+            body = partial(calls.batch, model)
+        elif kind == "pipeline":
+            model = self.cfg.pipeline_template
+            body = partial(calls.pipeline, model)
+        else:
+            return
+        name = f"{self.tier} {model} {kind}"
+        log, me = STATE.request_log, gevent.getcurrent()
+        if log is not None:
+            log.sent(me, name, time.time())
+        calls.outcomes.guard(model, name, "POST", body)
+        # Not reached when the user is killed mid-request (the run ended): the log keeps it in flight.
+        if log is not None:
+            log.settled(me)
+
+
+class TierUser(HarnessUser):
+    """A closed-loop user of one tier: picks a task by the configured weights, waits for its answer."""
+
+    abstract = True
+
     @task
     def next_task(self) -> None:
         cfg = self.cfg
+        if STATE.draining():
+            gevent.sleep(_DRAIN_POLL_S)  # nothing new: the requests in flight finish
+            return
         kinds = [k for k, w in cfg.weights.items() if w > 0 and not STATE.is_disabled(self.tier, k)]
         if not kinds:
             raise StopUser(f"{self.tier}: no task left to run (all weights 0 or switched off)")
         kind = random.choices(kinds, weights=[cfg.weights[k] for k in kinds])[0]
         self.run_kind(kind)
-
-    def run_kind(self, kind: str, intended: float | None = None) -> None:
-        model = random.choice(self.models)
-        calls, guard = self.calls, self.calls.outcomes.guard
-        if kind in ("stream", "chat"):
-            model = calls.conversation.keep_model(model)  # a session talks to one model
-        if kind == "stream":
-            guard(model, f"{self.tier} {model} stream", "POST", lambda: calls.stream(model, intended))
-        elif kind == "chat":
-            guard(model, f"{self.tier} {model} chat", "POST", lambda: calls.chat(model, intended))
-        elif kind == "embed":
-            m = self.cfg.embed_model
-            guard(m, f"{self.tier} {m} embed", "POST", lambda: calls.embed(m, intended))
-        elif kind == "batch":
-            guard(model, f"{self.tier} {model} batch", "POST", lambda: calls.batch(model))
-        elif kind == "pipeline":
-            t = self.cfg.pipeline_template
-            guard(t, f"{self.tier} {t} pipeline", "POST", lambda: calls.pipeline(t))
 
 
 class FreeUser(TierUser):
@@ -119,7 +146,7 @@ class InternalUser(TierUser):
     tier = "internal"
 
 
-class OpenLoopUser(TierUser):
+class OpenLoopUser(HarnessUser):
     """Sends at a fixed or Poisson arrival rate, whether or not earlier requests have finished.
 
     Each arrival has an intended send time on the schedule; the request greenlet stamps its actual
@@ -163,10 +190,16 @@ class OpenLoopUser(TierUser):
         intended = time.perf_counter()
         collector = STATE.collector
         while True:
+            if STATE.draining():
+                gevent.sleep(_DRAIN_POLL_S)
+                intended = time.perf_counter()
+                continue
             intended += gap()
             delay = intended - time.perf_counter()
             if delay > 0:
                 gevent.sleep(delay)
+            if STATE.draining():
+                continue  # the arrival fell into the drain: not sent
             STATE.collector.arrivals += 1
             if len(self.inflight) >= cfg.open_loop_max_in_flight:
                 collector.dropped_arrivals += 1

@@ -75,6 +75,33 @@ def test_a_stream_without_tokens_is_kept_when_the_next_request_starts_or_at_the_
     assert len(merged.records) == 3
 
 
+def test_a_request_still_in_flight_at_the_end_is_kept_as_unfinished():
+    log = RequestLog()
+    log.sent("a", "internal 42-logic stream", 10.0)
+    log.sent("b", "pro 42-logic chat", 10.5)
+    assert log.in_flight == 2
+    log.event("a", "POST", "internal 42-logic stream", 500.0, 0, False, 10.6)
+    log.event("a", "TOK/S", "internal 42-logic stream", 50.0, 8, False, 10.6)
+    log.settled("a")
+    assert log.in_flight == 1  # "b" was killed mid-request: no event, never settled
+    merged = RequestLog()
+    merged.merge_dict(log.to_dict())
+    assert [(r.tier, r.kind, r.start, r.outcome) for r in merged.records] == [
+        ("internal", "stream", pytest.approx(10.1), "ok"),
+        ("pro", "chat", 10.5, "unfinished"),
+    ]
+    assert log.in_flight == 0
+
+
+def test_a_request_sent_again_by_the_same_greenlet_replaces_the_settled_one():
+    log = RequestLog()
+    log.sent("a", "free 42-logic chat", 1.0)
+    log.settled("a")
+    log.sent("a", "free 42-logic chat", 2.0)
+    log.flush()
+    assert [(r.start, r.outcome) for r in log.records] == [(2.0, "unfinished")]
+
+
 # ----------------------------------------------------------------------------------------- plan
 def test_plan_from_options():
     assert SweepPlan.from_options(_options()) is None
@@ -142,6 +169,17 @@ def test_window_stats_goodput_counts_requests_that_met_every_slo():
     assert s["share_429"] == 0.2 and s["ttft_ms"]["n"] == 2
 
 
+def test_unfinished_requests_are_sent_and_missed_and_keep_a_step_from_meeting_the_slos():
+    records = [_rec("pro", 0), _rec("pro", 1), RequestRecord("pro", "stream", 1.5, "unfinished")]
+    s = window_stats(records, 2.0, GoodputSlo(ttft_ms=200.0))
+    assert (s["sent"], s["ok"], s["unfinished"], s["failures"]) == (3, 2, 1, 0)
+    assert s["admitted_per_s"] == 1.5 and s["attainment"] == pytest.approx(2 / 3, abs=1e-4)
+    assert s["ttft_ms"]["n"] == 2 and s["e2e_ms"]["n"] == 2  # their latency is unknown
+    plan = SweepPlan("rates", (1.0,), step_seconds=2, warmup_seconds=0)
+    rows = step_rows(records, plan.windows(0.0, 2.0), GoodputSlo(), Thresholds())
+    assert rows[0]["breaches"] == ["1 request(s) unfinished at the end"]
+
+
 def test_step_rows_attribute_by_start_time_and_judge_each_step():
     plan = SweepPlan("rates", (1.0, 2.0), step_seconds=10, warmup_seconds=2)
     windows = plan.windows(0.0, 20.0)
@@ -174,10 +212,11 @@ def test_in_flight_peaks_per_bucket():
 
 def test_time_series_counts_by_start_bucket():
     records = [_rec("pro", 0.2), _rec("pro", 0.7, outcome="429"), _rec("pro", 1.5, outcome="fail")]
+    records.append(RequestRecord("pro", "stream", 0.9, "unfinished"))
     series = time_series(records, {"k1": ("pro", [(0.1, 1.2)])}, 0.0, 2.0)
     assert series["t"] == [0.0, 1.0]
-    assert series["sent_per_s"] == [2.0, 1.0] and series["r429_per_s"] == [1.0, 0.0]
-    assert series["failures_per_s"] == [0.0, 1.0]
+    assert series["sent_per_s"] == [3.0, 1.0] and series["r429_per_s"] == [1.0, 0.0]
+    assert series["failures_per_s"] == [0.0, 1.0]  # unfinished is not a failure
     assert series["in_flight"]["k1"] == {"tier": "pro", "limit": 3, "peak": [1, 1]}
 
 

@@ -1,14 +1,16 @@
 """A short capacity sweep end to end (``python -m loadtests --sweep-rates``) against the reference
-server on the sim engine: the step table in the JSON summary, the HTML report with its plots, and the
-report opened in headless Chromium."""
+server on the sim engine: the step table in the JSON summary, the HTML report with its plots, the
+report opened in headless Chromium, and the drain after the last step."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.loadtests.conftest import Run, run_harness
+from tests.loadtests.conftest import SIM_TOKEN_DELAY, Run, run_harness, sim_args
+from tests.support.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
 
@@ -68,3 +70,49 @@ def test_html_report_shows_its_plots_and_step_table_in_a_browser(sweep_run):
             assert table.locator("tbody tr").count() >= 3
         finally:
             browser.close()
+
+
+# ------------------------------------------------------------------------------------------ drain
+#: Slow answers (16 tokens at 100 ms: about 1.6 s), so requests are in flight whenever the ladder ends.
+SLOW_TOKEN_DELAY = "0.1"
+DRAIN_SWEEP = [
+    *("--sweep-rates", "4,8", "--sweep-step-seconds", "3", "--sweep-warmup-seconds", "1", "--sweep-full"),
+    *("--free-users", "0", "--pro-users", "0", "--internal-users", "0", "--open-loop-arrival", "fixed"),
+]
+
+
+@pytest.fixture(scope="module")
+def slow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    args = sim_args(tmp_path_factory.mktemp("slow"))
+    args = [SLOW_TOKEN_DELAY if a == SIM_TOKEN_DELAY else a for a in args]
+    with ServerProcess(args) as server:
+        yield server
+
+
+def test_the_last_step_keeps_the_requests_in_flight_when_the_ladder_ends(slow_server, tmp_path):
+    """The sweep drains: requests sent late in the last step are answered and measured, not cut off."""
+    run = run_harness(tmp_path, slow_server.base_url, *DRAIN_SWEEP)
+    assert run.returncode == 0, run.output[-3000:]
+    sweep = run.summary["sweep"]
+    # 2 measured seconds per step at 4 and 8 fixed arrivals/s: 8 and 16 sent (one either way at the edges)
+    assert [s["all"]["sent"] for s in sweep["steps"]] == [pytest.approx(8, abs=1), pytest.approx(16, abs=1)]
+    last = sweep["steps"][-1]["all"]
+    assert last["ok"] == last["sent"] and last["unfinished"] == 0
+    assert last["e2e_ms"]["p50"] > 1000  # the slow answers themselves
+    assert 1.0 < sweep["drain"]["seconds"] < 10 and sweep["drain"]["unfinished"] == 0
+    assert "drained in" in run.output
+
+
+def test_requests_still_in_flight_after_the_drain_are_counted_unfinished(slow_server, tmp_path):
+    """Answers of about 10 s (100 tokens) against a drain of --request-timeout + 1 s: the late requests
+    are counted as sent and unfinished, and a step with unfinished requests does not meet the SLOs."""
+    long_answers = ("--prompt", "Write at least 100 words.", "--max-tokens", "100", "--request-timeout", "1")
+    run = run_harness(tmp_path, slow_server.base_url, *DRAIN_SWEEP, *long_answers)
+    sweep = run.summary["sweep"]
+    last = sweep["steps"][-1]
+    assert last["all"]["sent"] == pytest.approx(16, abs=1)
+    assert last["all"]["unfinished"] == last["all"]["sent"]
+    assert not last["meets_slo"] and "unfinished at the end" in last["breaches"][0]
+    assert sweep["drain"]["seconds"] == pytest.approx(2.0, abs=1.0)
+    assert sweep["drain"]["unfinished"] >= last["all"]["sent"]
+    assert run.returncode == 1 and "sweep: no step met the SLOs" in run.summary["reasons"]

@@ -1,0 +1,28 @@
+"""Each Locust user class runs its own task only: Locust gives a class the tasks of its bases too, so
+a closed-loop task on a shared base made the open-loop user send closed-loop requests now and then
+(and start its arrivals late). Checked in a child process: importing Locust patches the process."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.support.server_process import REPO_ROOT
+
+CHECK = textwrap.dedent(
+    """
+    from loadtests.users import FreeUser, InternalUser, OpenLoopUser, ProUser, TierUser
+    assert [t.__qualname__ for t in OpenLoopUser.tasks] == ["OpenLoopUser.next_task"], OpenLoopUser.tasks
+    for user in (FreeUser, ProUser, InternalUser):
+        assert [t.__qualname__ for t in user.tasks] == ["TierUser.next_task"], (user, user.tasks)
+    print("ok")
+    """
+)
+
+
+def test_the_open_loop_user_runs_its_arrival_loop_and_nothing_else():
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
