@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from loadtests.harness_option import HarnessOption, read_options
 from loadtests.options import HARNESS_OPTIONS
 
 __all__ = ["build_argv", "main"]
@@ -43,22 +44,19 @@ def _has(argv: Sequence[str], *flags: str) -> bool:
 
 def _users(argv: Sequence[str]) -> int:
     """The number of users the tier options ask for (the harness options, environment or defaults)."""
-    p = argparse.ArgumentParser(add_help=False)
-    for option in HARNESS_OPTIONS:
-        if option.name in _USER_COUNT_OPTIONS:
-            env, parse = os.environ.get(option.env), option.parse or str
-            p.add_argument(option.flag_name, type=parse, default=parse(env) if env else option.default)
-    known, _ = p.parse_known_args(list(argv))
+    known = read_options(_options(*_USER_COUNT_OPTIONS), argv, os.environ)
     total: int = known.free_users + known.pro_users + known.internal_users
     return max(1, total + (1 if known.open_loop_rate > 0 else 0))
 
 
 def _sweeps(argv: Sequence[str]) -> bool:
     """A capacity sweep ends after its last step, so it gets no default run time."""
-    flags = ("sweep", "sweep_rates", "sweep_users")
-    return _has(argv, *("--" + f.replace("_", "-") for f in flags)) or any(
-        os.environ.get("LOCUST_" + f.upper()) for f in flags
-    )
+    known = read_options(_options("sweep", "sweep_rates", "sweep_users"), argv, os.environ)
+    return bool(known.sweep or known.sweep_rates or known.sweep_users)
+
+
+def _options(*names: str) -> list[HarnessOption]:
+    return [option for option in HARNESS_OPTIONS if option.name in names]
 
 
 def _api_profile(args: list[str]) -> list[str]:

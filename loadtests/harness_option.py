@@ -4,11 +4,15 @@ circle."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import argparse
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["HarnessOption"]
+__all__ = ["HarnessOption", "read_options"]
+
+#: How configargparse (Locust's parser) reads a flag from the environment.
+_TRUE_WORDS = ("true", "yes", "1")
 
 
 @dataclass(frozen=True)
@@ -34,3 +38,23 @@ class HarnessOption:
     @property
     def env(self) -> str:
         return "LOCUST_" + self.name.upper()
+
+
+def read_options(
+    options: Iterable[HarnessOption], args: Sequence[str], env: Mapping[str, str]
+) -> argparse.Namespace:
+    """These options as Locust will read them, before Locust runs: from the command line, else the
+    environment, else their defaults. Other words on the command line are left alone. Abbreviations
+    count for nothing, as on Locust's command line (``loadtests.options.add_arguments`` switches them
+    off there), so what is read here is what the run gets."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    for option in options:
+        word = env.get(option.env)
+        if option.flag:
+            default = option.default or (word or "").lower() in _TRUE_WORDS
+            parser.add_argument(option.flag_name, action="store_true", default=default)
+        else:
+            parse = option.parse or str
+            parser.add_argument(option.flag_name, type=parse, default=parse(word) if word else option.default)
+    known, _ = parser.parse_known_args(list(args))
+    return known

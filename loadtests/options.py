@@ -247,7 +247,10 @@ DEFAULTS: Mapping[str, Any] = {option.name: option.default for option in HARNESS
 
 
 def add_arguments(parser: Any) -> None:
-    """Register the harness options on Locust's (configargparse) parser."""
+    """Register the harness options on Locust's (configargparse) parser, and switch its abbreviations
+    off: ``python -m loadtests`` reads a few options before Locust does (the users to start, whether it
+    sweeps or repeats) and must read the same words (``harness_option.read_options``)."""
+    parser.allow_abbrev = False
     # On the parser itself, not a group: only Locust's parser understands is_secret (web UI masking);
     # other parsers (the --help of python -m loadtests) get the option without it.
     masks = hasattr(parser, "secret_args_included_in_web_ui")

@@ -29,6 +29,7 @@ from types import FrameType
 from typing import IO, Any
 
 from loadtests.compare import BaselineError, CompareSettings, compare_summaries, load_baseline
+from loadtests.harness_option import read_options
 from loadtests.options import HARNESS_OPTIONS
 from loadtests.report import add_comparison, render, write_json
 from loadtests.runs import EXIT_USAGE, RunResult, combine, repeat_arg
@@ -59,16 +60,7 @@ _BY_NAME = {option.name: option for option in HARNESS_OPTIONS}
 
 def _parse(args: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
     """This process's options from the command line, else the environment, else their defaults."""
-    parser = argparse.ArgumentParser(prog="python -m loadtests", add_help=False, allow_abbrev=False)
-    for option in HARNESS_OPTIONS:
-        if option.name in _PARENT_ONLY or option.name in _SWEEPS:
-            parse = option.parse or str
-            word = env.get(option.env)
-            default = parse(word) if word else option.default
-            kind = {"action": "store_true"} if option.flag else {"type": parse}
-            parser.add_argument(option.flag_name, default=default, **kind)
-    known, _ = parser.parse_known_args(list(args))
-    return known
+    return read_options((_BY_NAME[name] for name in (*_PARENT_ONLY, *_SWEEPS)), args, env)
 
 
 def repeat_count(args: Sequence[str], env: Mapping[str, str]) -> int:
