@@ -27,9 +27,9 @@ from typing import Any
 
 __all__ = ["OUTCOMES", "RequestLog", "RequestRecord"]
 
-#: ok, refused (429, 503), failed (an exception, an error status, no answer) or still in flight when
-#: the run ended (unfinished).
-OUTCOMES = ("ok", "429", "503", "fail", "unfinished")
+#: ok, refused (429, 503), failed (an exception, an error status, no answer), still in flight when
+#: the run ended (unfinished), or an open-loop arrival the client dropped, never sent (dropped).
+OUTCOMES = ("ok", "429", "503", "fail", "unfinished", "dropped")
 _FIGURES = ("TTFT", "ITL", "TOK/S")
 _IGNORED_KINDS = ("batch-poll",)
 
@@ -76,6 +76,10 @@ class RequestLog:
     def settled(self, who: Hashable) -> None:
         """Greenlet ``who``'s request is over: its events, if any, have been fired."""
         self._pending.pop(who, None)
+
+    def dropped(self, tier: str, kind: str, now: float) -> None:
+        """An open-loop arrival at wall-clock ``now`` that the client dropped (too many in flight)."""
+        self.records.append(RequestRecord(tier, kind, now, "dropped"))
 
     @property
     def in_flight(self) -> int:

@@ -7,6 +7,8 @@ Per step and tier, from the requests *sent* in the step's measured window (``loa
 * unfinished: sent and still in flight when the run ended (after the sweep's drain): counted as sent
   and admitted, as misses in the attainment, not in the latency percentiles (their latency is unknown);
   a step with any does not meet the SLOs (its figures are incomplete);
+* dropped: open-loop arrivals the client did not send (``--open-loop-max-in-flight`` reached): not
+  sent, so in no other figure; a step with any does not meet the SLOs (its load was not offered);
 * 429 / 503 share: of the requests sent;
 * TTFT / ITL / end-to-end percentiles: of the successful requests (ITL: a stream's mean per-token ITL);
 * output tokens/s: the successful requests' output tokens over the window;
@@ -69,11 +71,11 @@ def _rate(count: float, seconds: float) -> float:
 
 
 def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputSlo) -> dict[str, Any]:
-    """The figures of the requests sent in one window ``seconds`` long."""
-    sent = len(records)
+    """The figures of the requests sent in one window ``seconds`` long (and the arrivals dropped)."""
     count = {o: 0 for o in OUTCOMES}
     for r in records:
         count[r.outcome] = count.get(r.outcome, 0) + 1
+    sent = len(records) - count["dropped"]
     ok = [r for r in records if r.outcome == "ok"]
     good = sum(1 for r in ok if slo.met(r.ttft_ms, r.itl_ms, r.e2e_ms, r.kind == "stream"))
     admitted = sent - count["429"] - count["503"]
@@ -87,6 +89,7 @@ def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputS
         "unavailable_503": count["503"],
         "failures": count["fail"],
         "unfinished": count["unfinished"],
+        "dropped": count["dropped"],
         "share_429": round(count["429"] / sent, 4) if sent else 0.0,
         "share_503": round(count["503"] / sent, 4) if sent else 0.0,
         "error_rate": round(count["fail"] / sent, 4) if sent else 0.0,
@@ -101,8 +104,10 @@ def window_stats(records: Sequence[RequestRecord], seconds: float, slo: GoodputS
 
 def _breaches(stats: Mapping[str, Any], slo: GoodputSlo, thresholds: Thresholds) -> list[str]:
     out: list[str] = []
+    if stats["dropped"]:
+        out.append(f"{stats['dropped']} arrival(s) dropped by the client")
     if not stats["sent"]:
-        return ["no requests"]
+        return [*out, "no requests"]
     if stats["unfinished"]:
         out.append(f"{stats['unfinished']} request(s) unfinished at the end")
     for key, limit in (

@@ -57,7 +57,7 @@ def time_series(
     ttfts: list[list[float]] = [[] for _ in range(n)]
     for r in records:
         b = int((r.start - started) // width)
-        if not 0 <= b < n:
+        if not 0 <= b < n or r.outcome == "dropped":
             continue
         sent[b] += 1
         if r.outcome == "ok":

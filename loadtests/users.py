@@ -203,5 +203,7 @@ class OpenLoopUser(HarnessUser):
             STATE.collector.arrivals += 1
             if len(self.inflight) >= cfg.open_loop_max_in_flight:
                 collector.dropped_arrivals += 1
+                if STATE.request_log is not None:
+                    STATE.request_log.dropped(self.tier, cfg.open_loop_kind, time.time())
                 continue
             self.inflight.spawn(self.run_kind, cfg.open_loop_kind, intended)

@@ -180,6 +180,18 @@ def test_unfinished_requests_are_sent_and_missed_and_keep_a_step_from_meeting_th
     assert rows[0]["breaches"] == ["1 request(s) unfinished at the end"]
 
 
+def test_dropped_arrivals_are_not_sent_and_keep_a_step_from_meeting_the_slos():
+    log = RequestLog()
+    log.dropped("internal", "stream", 1.2)
+    records = [_rec("internal", 1.0), *log.records]
+    s = window_stats(records, 2.0, GoodputSlo())
+    assert (s["sent"], s["dropped"], s["sent_per_s"], s["attainment"]) == (1, 1, 0.5, 1.0)
+    plan = SweepPlan("rates", (1.0,), step_seconds=2, warmup_seconds=0)
+    rows = step_rows(records, plan.windows(0.0, 2.0), GoodputSlo(), Thresholds())
+    assert rows[0]["breaches"] == ["1 arrival(s) dropped by the client"]
+    assert time_series(records, {}, 0.0, 2.0)["sent_per_s"] == [0.0, 1.0]
+
+
 def test_step_rows_attribute_by_start_time_and_judge_each_step():
     plan = SweepPlan("rates", (1.0, 2.0), step_seconds=10, warmup_seconds=2)
     windows = plan.windows(0.0, 20.0)

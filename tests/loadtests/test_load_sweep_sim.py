@@ -116,3 +116,16 @@ def test_requests_still_in_flight_after_the_drain_are_counted_unfinished(slow_se
     assert sweep["drain"]["seconds"] == pytest.approx(2.0, abs=1.0)
     assert sweep["drain"]["unfinished"] >= last["all"]["sent"]
     assert run.returncode == 1 and "sweep: no step met the SLOs" in run.summary["reasons"]
+
+
+def test_arrivals_the_client_drops_are_counted_per_step_and_fail_the_step(slow_server, tmp_path):
+    """At most 2 in flight against 1.6 s answers: most arrivals are dropped by the client, so the
+    steps' load was not offered and no step meets the SLOs."""
+    run = run_harness(tmp_path, slow_server.base_url, *DRAIN_SWEEP, "--open-loop-max-in-flight", "2")
+    steps = run.summary["sweep"]["steps"]
+    for step in steps:
+        s = step["all"]
+        assert s["dropped"] > 0 and s["sent"] + s["dropped"] == pytest.approx(2 * step["load"], abs=1)
+        assert not step["meets_slo"] and "dropped by the client" in step["breaches"][0]
+    assert run.summary["open_loop"]["dropped_arrivals"] >= sum(s["all"]["dropped"] for s in steps)
+    assert run.returncode == 1
