@@ -5,7 +5,8 @@ Starts ``python -m reference_server`` (real vLLM engines), takes a baseline with
 reruns the same load ``--reruns`` times with ``--repeat N --compare BASELINE`` and prints, per rerun,
 the exit code, the regressions called and the largest change of any compared cell with its interval.
 
-    .venv/bin/python tests/bench/repeat_reference.py [--repeat 3] [--seconds 30] [--reruns 2]
+    .venv/bin/python tests/bench/repeat_reference.py [--repeat 3] [--seconds 30] [--reruns 2] \
+        [-- HARNESS OPTIONS]     # e.g. -- --models 42-logic --weight-chat 0 --weight-embed 0
 
 No assertion: the figures go into the README. The machine may be shared: say so next to them.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,10 +59,11 @@ def _largest_change(summary: dict[str, Any]) -> str:
     if not rows:
         return "no compared cells"
     row = max(rows, key=lambda r: abs(r["rel"]))
+    width = statistics.median(r["rel_hi"] - r["rel_lo"] for r in rows)
     return (
         f"{row['tier']} {row['model']} {row['label']}: {row['rel']:+.1%} "
-        f"(95 % interval {row['rel_lo']:+.1%} .. {row['rel_hi']:+.1%}, {row.get('over', '?')}), "
-        f"{len(rows)} cells judged"
+        f"(interval {row['rel_lo']:+.1%} .. {row['rel_hi']:+.1%}, {row.get('over', '?')}); "
+        f"{len(rows)} cells judged, median interval width {width:.0%}"
     )
 
 
@@ -71,16 +74,19 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--reruns", type=int, default=2)
+    parser.add_argument("harness", nargs="*", help="more harness options (after --), for every run")
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="repeat-reference-"))
     started = time.monotonic()
     with ServerProcess([], startup_timeout=300) as server:
         print(f"reference server (vLLM) ready in {time.monotonic() - started:.0f} s at {server.base_url}")
         baseline = tmp / "baseline.json"
-        _load(server.base_url, args.seconds, args.repeat, baseline)
+        _load(server.base_url, args.seconds, args.repeat, baseline, *args.harness)
         for i in range(1, args.reruns + 1):
             rerun = tmp / f"rerun{i}.json"
-            code = _load(server.base_url, args.seconds, args.repeat, rerun, "--compare", str(baseline))
+            code = _load(
+                server.base_url, args.seconds, args.repeat, rerun, *args.harness, "--compare", str(baseline)
+            )
             summary = json.loads(rerun.read_text(encoding="utf-8"))
             called = len(summary.get("comparison", {}).get("regressions", []))
             print(f"rerun {i}: exit {code}, {called} regression(s); largest {_largest_change(summary)}")

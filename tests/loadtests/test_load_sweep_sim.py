@@ -129,3 +129,13 @@ def test_arrivals_the_client_drops_are_counted_per_step_and_fail_the_step(slow_s
         assert not step["meets_slo"] and "dropped by the client" in step["breaches"][0]
     assert run.summary["open_loop"]["dropped_arrivals"] >= sum(s["all"]["dropped"] for s in steps)
     assert run.returncode == 1
+
+
+def test_a_distributed_sweep_drains_until_its_workers_report_nothing_in_flight(slow_server, tmp_path):
+    """The master hears of each worker's requests in flight through its periodic reports."""
+    run = run_harness(tmp_path, slow_server.base_url, *DRAIN_SWEEP, workers=1)
+    assert run.returncode == 0, run.output[-3000:]
+    sweep = run.summary["sweep"]
+    last = sweep["steps"][-1]["all"]
+    assert last["sent"] == pytest.approx(16, abs=1) and last["ok"] == last["sent"]
+    assert sweep["drain"]["unfinished"] == 0 and sweep["drain"]["seconds"] < 10
