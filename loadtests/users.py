@@ -110,10 +110,15 @@ class HarnessUser(FastHttpUser):
         log, me = STATE.request_log, gevent.getcurrent()
         if log is not None:
             log.sent(me, name, time.time())
-        calls.outcomes.guard(model, name, "POST", body)
-        # Not reached when the user is killed mid-request (the run ended): the log keeps it in flight.
-        if log is not None:
-            log.settled(me)
+        killed = False
+        try:
+            calls.outcomes.guard(model, name, "POST", body)
+        except gevent.GreenletExit:
+            killed = True  # the run ended mid-request: the log keeps it in flight (unfinished)
+            raise
+        finally:
+            if log is not None and not killed:
+                log.settled(me)  # answered, failed, or a harness error: no longer in flight
 
 
 class TierUser(HarnessUser):

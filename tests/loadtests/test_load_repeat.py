@@ -193,6 +193,10 @@ def test_the_repeated_runs_are_compared_with_a_baseline(tmp_path):
     assert code == 0 and comparison["regressions"] == []  # the fake runs are the same three
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_running_child_and_the_loop(tmp_path):
     log = tmp_path / "args.jsonl"
     script = (
@@ -202,7 +206,14 @@ def test_ctrl_c_stops_the_running_child_and_the_loop(tmp_path):
     )
     env = {**os.environ, "FAKE_PLAN": "ok,sleep,ok", "FAKE_ARGS": str(log), "PYTHONPATH": str(REPO_ROOT)}
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+        [sys.executable, "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # A shell's background job (`make test &`) starts with SIGINT ignored, which Python then keeps:
+        # give the parent the terminal's default, as when a user presses Ctrl-C.
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 30
@@ -213,6 +224,7 @@ def test_ctrl_c_stops_the_running_child_and_the_loop(tmp_path):
     finally:
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
+            parent.communicate()  # reaped and its pipe closed, not left to a later test's warnings
     assert parent.returncode == 130, out
     assert "interrupted: 1 of 3 runs finished; no pooled summary written" in out
     calls = [json.loads(line) for line in log.read_text().splitlines()]
