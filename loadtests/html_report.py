@@ -8,7 +8,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from loadtests.sweep_render import metric_cells
+from loadtests.sweep_render import drain_text, metric_cells
 
 __all__ = ["render_html", "write_html"]
 
@@ -122,6 +122,7 @@ def render_html(
             + escape(
                 f"highest load meeting the SLOs: {'none' if best is None else f'{best:g}'}"
                 + (f"; stopped early: {sweep['stopped_early']}" if sweep["stopped_early"] else "")
+                + (f"; {drained}" if (drained := drain_text(sweep)) else "")
             )
             + "</p>"
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any
 
-__all__ = ["metric_cells", "render_sweep"]
+__all__ = ["drain_text", "metric_cells", "render_sweep"]
 
 
 def _f(v: object) -> str:
@@ -35,6 +35,17 @@ def metric_cells(s: Mapping[str, Any]) -> list[str]:
         _f(s["output_tokens_per_s"]),
         _f(s["goodput_per_s"]),
     ]
+
+
+def drain_text(sweep: Mapping[str, Any]) -> str | None:
+    """How the sweep's drain went (the terminal and the HTML page), or None before one."""
+    drain = sweep.get("drain") or {}
+    if drain.get("seconds") is None:
+        return None
+    unfinished = drain.get("unfinished", 0)
+    return f"drained in {drain['seconds']:g} s (the requests in flight after the last step finished)" + (
+        f"; {unfinished} still unfinished, counted in their steps" if unfinished else ""
+    )
 
 
 def render_sweep(sweep: Mapping[str, Any], file: IO[str] | None = None) -> None:
@@ -83,10 +94,6 @@ def render_sweep(sweep: Mapping[str, Any], file: IO[str] | None = None) -> None:
     )
     if sweep["stopped_early"]:
         console.print("stopped early: " + escape(sweep["stopped_early"]))
-    drain = sweep.get("drain") or {}
-    if drain.get("seconds") is not None:
-        unfinished = drain.get("unfinished", 0)
-        console.print(
-            f"drained in {drain['seconds']:g} s (the requests in flight after the last step finished)"
-            + (f"; [red]{unfinished} still unfinished[/]" if unfinished else "")
-        )
+    drained = drain_text(sweep)
+    if drained:
+        console.print(escape(drained))

@@ -251,9 +251,11 @@ def test_html_report_has_the_plots_and_the_step_table():
             "highest_load_meeting_slo": 2.0,
             "highest_step_meeting_slo": 1,
             "stopped_early": None,
+            "drain": {"seconds": 2.5, "unfinished": 3},
         },
     }
     page = render_html(summary, time_series(records, {}, 0.0, 20.0), [0.0, 10.0])
+    assert "drained in 2.5 s" in page and "3 still unfinished" in page
     assert page.count("<svg") == 6  # 3 vs load, 3 over time (no in-flight plot without intervals)
     assert 'id="sweep-steps"' in page and "a &lt;note&gt;" in page
     for fetch in ('src="http', 'href="http', "<script", "<link"):  # nothing fetched from the network
