@@ -46,7 +46,9 @@ def read_options(
     """These options as Locust will read them, before Locust runs: from the command line, else the
     environment, else their defaults. Other words on the command line are left alone. Abbreviations
     count for nothing, as on Locust's command line (``loadtests.options.add_arguments`` switches them
-    off there), so what is read here is what the run gets."""
+    off there). Locust's config files (``locust.conf``, ``--config``) are not read here: the options
+    read before Locust (user counts, sweeps, ``--repeat``) belong on the command line or in the
+    environment, as the loadtests README says."""
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     for option in options:
         word = env.get(option.env)

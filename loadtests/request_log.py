@@ -73,6 +73,18 @@ class RequestLog:
         """Greenlet ``who`` sends request ``name`` at wall-clock ``now``."""
         self._pending[who] = (name, now)
 
+    def abandon(self, who: Hashable) -> None:
+        """Greenlet ``who`` was killed mid-request (the run ended, or Locust stopped its user): the
+        request is recorded as unfinished at once, so nothing waits for it."""
+        found = self._pending.pop(who, None)
+        if found is not None:
+            self._unfinished(*found)
+
+    def _unfinished(self, name: str, start: float) -> None:
+        parts = name.split(" ")
+        if len(parts) == 3 and parts[2] not in _IGNORED_KINDS:
+            self.records.append(RequestRecord(parts[0], parts[2], start, "unfinished"))
+
     def settled(self, who: Hashable) -> None:
         """Greenlet ``who``'s request is over: its events, if any, have been fired."""
         self._pending.pop(who, None)
@@ -140,9 +152,7 @@ class RequestLog:
             self._close(who)
         self._chat_tokens.clear()
         for name, start in self._pending.values():
-            parts = name.split(" ")
-            if len(parts) == 3 and parts[2] not in _IGNORED_KINDS:
-                self.records.append(RequestRecord(parts[0], parts[2], start, "unfinished"))
+            self._unfinished(name, start)
         self._pending.clear()
 
     def to_dict(self) -> dict[str, Any]:

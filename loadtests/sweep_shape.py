@@ -10,8 +10,8 @@ works in a single process; a distributed sweep runs every step.
 
 After the last step (or the early stop) the sweep drains: the users send nothing new and the run goes
 on until the requests in flight have ended (workers say how many they have in their reports to the
-master), at most ``--request-timeout`` plus a second. So the last step's slow answers are measured
-rather than cut off; a request still in flight after that is counted as unfinished.
+master), at most ``drain_limit``. So the last step's slow answers are measured rather than cut off; a
+request still in flight after that is counted as unfinished.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ __all__ = [
     "SWEEP",
     "SweepShape",
     "configure",
+    "drain_limit",
     "finish",
     "merge_final",
     "reset",
@@ -68,8 +69,18 @@ class _Sweep:
     workers: dict[str, tuple[bool, int]] = dataclasses.field(default_factory=dict)
 
 
-#: Seconds the drain may last beyond --request-timeout (a request times out after that, then settles).
+#: Seconds the drain may last beyond the longest a request may take.
 DRAIN_GRACE_S = 1.0
+
+
+def drain_limit(cfg: HarnessConfig) -> float:
+    """The longest a drain waits: --request-timeout (a request without progress for that long times
+    out), or --batch-timeout when closed-loop users send batches (polled until then), plus a second.
+    A stream that keeps trickling tokens can still outlast it: it is then counted unfinished."""
+    longest = cfg.request_timeout
+    if cfg.weights.get("batch", 0) > 0 and sum(cfg.users.values()) > 0:  # only closed-loop users batch
+        longest = max(longest, cfg.batch_timeout)
+    return longest + DRAIN_GRACE_S
 
 
 SWEEP = _Sweep()
@@ -164,6 +175,13 @@ class SweepShape(LoadTestShape):
     use_common_options = True  # -u/-r/-t are the harness's defaults: no warning that they are ignored
     _last: tuple[int, float] | tuple[int, float, list[Any]] | None = None
 
+    def reset_time(self) -> None:
+        # Locust calls this as a shape test starts, before the first tick and before test_start (which
+        # resets again): a rerun from the web UI must not tick on the previous run's clock and drain.
+        super().reset_time()  # type: ignore[no-untyped-call]  # Locust leaves it unannotated
+        self._last = None
+        reset()
+
     def tick(self) -> tuple[int, float] | tuple[int, float, list[Any]] | None:
         plan, cfg = SWEEP.plan, STATE.config
         if plan is None or cfg is None:
@@ -197,7 +215,7 @@ class SweepShape(LoadTestShape):
             idle = bool(workers) and all(w is not None and w[0] and w[1] == 0 for w in workers)
         else:
             idle = SWEEP.log.in_flight == 0
-        if idle or now >= STATE.drain_at + cfg.request_timeout + DRAIN_GRACE_S:
+        if idle or now >= STATE.drain_at + drain_limit(cfg):
             SWEEP.drained_after = round(now - STATE.drain_at, 3)
             return True
         return False

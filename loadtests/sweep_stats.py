@@ -109,7 +109,7 @@ def _breaches(stats: Mapping[str, Any], slo: GoodputSlo, thresholds: Thresholds)
     if not stats["sent"]:
         return [*out, "no requests"]
     if stats["unfinished"]:
-        out.append(f"{stats['unfinished']} request(s) unfinished at the end")
+        out.append(f"{stats['unfinished']} request(s) unfinished (the run or their user ended first)")
     for key, limit in (
         ("ttft_ms", thresholds.ttft_p95_ms),
         ("itl_ms", thresholds.itl_p95_ms),

@@ -110,15 +110,18 @@ class HarnessUser(FastHttpUser):
         log, me = STATE.request_log, gevent.getcurrent()
         if log is not None:
             log.sent(me, name, time.time())
-        killed = False
         try:
             calls.outcomes.guard(model, name, "POST", body)
         except gevent.GreenletExit:
-            killed = True  # the run ended mid-request: the log keeps it in flight (unfinished)
+            if log is not None:  # killed mid-request (the run ended, or Locust stopped this user)
+                log.abandon(me)
             raise
-        finally:
-            if log is not None and not killed:
-                log.settled(me)  # answered, failed, or a harness error: no longer in flight
+        except BaseException:
+            if log is not None:
+                log.settled(me)  # a harness error: no longer in flight
+            raise
+        if log is not None:
+            log.settled(me)
 
 
 class TierUser(HarnessUser):
@@ -211,4 +214,8 @@ class OpenLoopUser(HarnessUser):
                 if STATE.request_log is not None:
                     STATE.request_log.dropped(self.tier, cfg.open_loop_kind, time.time())
                 continue
-            self.inflight.spawn(self.run_kind, cfg.open_loop_kind, intended)
+            arrival = self.inflight.spawn(self.run_kind, cfg.open_loop_kind, intended)
+            if STATE.request_log is not None:
+                # In flight from now, before the greenlet first runs (and names its model): a drain that
+                # looks in between must not see nothing in flight and end the run under this arrival.
+                STATE.request_log.sent(arrival, f"{self.tier} - {cfg.open_loop_kind}", time.time())

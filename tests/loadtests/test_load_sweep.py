@@ -93,6 +93,15 @@ def test_a_request_still_in_flight_at_the_end_is_kept_as_unfinished():
     assert log.in_flight == 0
 
 
+def test_a_request_whose_user_was_stopped_is_unfinished_at_once():
+    log = RequestLog()
+    log.sent("a", "pro 42-logic stream", 3.0)
+    log.abandon("a")
+    log.abandon("b")  # nothing pending: nothing recorded
+    assert log.in_flight == 0
+    assert [(r.kind, r.start, r.outcome) for r in log.records] == [("stream", 3.0, "unfinished")]
+
+
 def test_a_request_sent_again_by_the_same_greenlet_replaces_the_settled_one():
     log = RequestLog()
     log.sent("a", "free 42-logic chat", 1.0)
@@ -177,7 +186,7 @@ def test_unfinished_requests_are_sent_and_missed_and_keep_a_step_from_meeting_th
     assert s["ttft_ms"]["n"] == 2 and s["e2e_ms"]["n"] == 2  # their latency is unknown
     plan = SweepPlan("rates", (1.0,), step_seconds=2, warmup_seconds=0)
     rows = step_rows(records, plan.windows(0.0, 2.0), GoodputSlo(), Thresholds())
-    assert rows[0]["breaches"] == ["1 request(s) unfinished at the end"]
+    assert rows[0]["breaches"] == ["1 request(s) unfinished (the run or their user ended first)"]
 
 
 def test_dropped_arrivals_are_not_sent_and_keep_a_step_from_meeting_the_slos():

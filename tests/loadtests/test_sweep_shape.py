@@ -1,0 +1,55 @@
+"""The capacity sweep's load shape (``loadtests.sweep_shape.SweepShape``), ticked by hand in a child
+process (importing Locust patches the process with gevent): a finished ladder drains and ends, and a
+rerun (Locust calls ``reset_time`` as a shape test starts, before its first tick) starts from step 1
+instead of ending at once on the previous run's clock."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from tests.support.server_process import REPO_ROOT
+
+CHECK = textwrap.dedent(
+    """
+    import dataclasses
+    import time
+    from loadtests.options import HarnessConfig
+    from loadtests.runtime import STATE
+    from loadtests.sweep_plan import SweepPlan
+    from loadtests.sweep_shape import SWEEP, SweepShape, drain_limit
+
+    cfg = HarnessConfig.from_options(object())
+    STATE.config, SWEEP.plan, SWEEP.keep = cfg, SweepPlan("rates", (1.0, 2.0), 1.0, 0.0, True), True
+    shape = SweepShape()
+    shape.reset_time()
+    assert shape.tick() is not None and not STATE.draining()
+
+    # The ladder is over with one request in flight: the shape holds the users while it drains.
+    SWEEP.started -= 5
+    STATE.drain_at = SWEEP.started + SWEEP.plan.seconds
+    SWEEP.log.sent("g", "internal 42-logic stream", time.time())
+    held = shape.tick()
+    assert held is not None and STATE.draining(), held
+    SWEEP.log.settled("g")
+    assert shape.tick() is None and SWEEP.drained_after is not None
+
+    # A rerun (the web UI's start button): a fresh clock, step 1, no drain.
+    shape.reset_time()
+    assert shape.tick() is not None and not STATE.draining() and SWEEP.drained_after is None
+
+    # The drain waits at most the request timeout, or the batch timeout with batches on, plus 1 s.
+    assert drain_limit(cfg) == max(cfg.request_timeout, cfg.batch_timeout) + 1.0
+    open_loop_only = dataclasses.replace(cfg, users={t: 0 for t in cfg.users})
+    assert drain_limit(open_loop_only) == cfg.request_timeout + 1.0  # the open loop sends no batch
+    print("ok")
+    """
+)
+
+
+def test_the_shape_drains_then_ends_and_a_rerun_starts_afresh():
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
