@@ -34,6 +34,22 @@ class Run:
     csv_prefix: Path
 
 
+def run_child_check(code: str, *args: str) -> None:
+    """Run ``code`` in a child Python and require it to end by printing "ok": code that imports Locust
+    or gevent runs there, since they patch the process they are imported into."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout.strip().splitlines()[-1:] == ["ok"], (
+        result.stdout + result.stderr
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -5,11 +5,9 @@ instead of ending at once on the previous run's clock, and a saturated sweep sto
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
-from tests.support.server_process import REPO_ROOT
+from tests.loadtests.conftest import run_child_check
 
 CHECK = textwrap.dedent(
     """
@@ -68,7 +66,4 @@ CHECK = textwrap.dedent(
 
 
 def test_the_shape_drains_then_ends_reruns_afresh_and_stops_early_when_saturated():
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
+    run_child_check(CHECK)

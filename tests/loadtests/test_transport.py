@@ -8,11 +8,10 @@ in a child process: it imports gevent, which the pytest process is kept free of.
 from __future__ import annotations
 
 import importlib.metadata
-import subprocess
-import sys
 import textwrap
 import tomllib
 
+from tests.loadtests.conftest import run_child_check
 from tests.support.server_process import REPO_ROOT
 
 
@@ -21,18 +20,6 @@ def _pinned_version() -> str:
     pins = [d for d in pyproject["project"]["dependencies"] if d.split("=")[0].strip() == "geventhttpclient"]
     assert len(pins) == 1 and "==" in pins[0], f"pyproject.toml must pin geventhttpclient exactly: {pins}"
     return str(pins[0].split("==", 1)[1].strip())
-
-
-def _run_child(code: str, *args: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", code, *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stdout + result.stderr
 
 
 def test_installed_geventhttpclient_is_the_pinned_release():
@@ -101,7 +88,7 @@ INTERNALS = textwrap.dedent("""
 
 
 def test_the_geventhttpclient_internals_the_transport_uses_exist():
-    _run_child(INTERNALS, _pinned_version())
+    run_child_check(INTERNALS, _pinned_version())
 
 
 IDLE_SOCKET = textwrap.dedent("""
@@ -134,4 +121,4 @@ IDLE_SOCKET = textwrap.dedent("""
 
 
 def test_pooled_socket_check_never_yields_and_still_sees_closed_sockets():
-    _run_child(IDLE_SOCKET)
+    run_child_check(IDLE_SOCKET)

@@ -4,11 +4,9 @@ a closed-loop task on a shared base made the open-loop user send closed-loop req
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 
-from tests.support.server_process import REPO_ROOT
+from tests.loadtests.conftest import run_child_check
 
 CHECK = textwrap.dedent(
     """
@@ -22,7 +20,4 @@ CHECK = textwrap.dedent(
 
 
 def test_the_open_loop_user_runs_its_arrival_loop_and_nothing_else():
-    result = subprocess.run(
-        [sys.executable, "-c", CHECK], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
+    run_child_check(CHECK)
