@@ -15,8 +15,8 @@ Start times are wall-clock seconds (the event time less the end-to-end latency),
 processes can be merged and cut into sweep steps on the master.
 
 A request fires its events only when it ends, so the log is also told when one is sent and when it
-has settled (``sent`` / ``settled``, from ``loadtests.outcomes``): a request still in flight when the
-run ends becomes an ``unfinished`` record at ``flush`` instead of vanishing from the step it was sent in.
+has settled (``sent`` / ``settled`` / ``abandon``, from the users' ``run_kind``): a request still in flight
+when the run ends becomes an ``unfinished`` record instead of vanishing from the step it was sent in.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ __all__ = ["OUTCOMES", "RequestLog", "RequestRecord"]
 OUTCOMES = ("ok", "429", "503", "fail", "unfinished", "dropped")
 _FIGURES = ("TTFT", "ITL", "TOK/S")
 _IGNORED_KINDS = ("batch-poll",)
+
+
+def _tier_kind(name: str) -> tuple[str, str] | None:
+    """The tier and kind of a request named ``<tier> <model> <kind>``; None for the other names
+    (task-token exchanges, dispatch delays, batch polls: not requests of their own)."""
+    parts = name.split(" ")
+    if len(parts) != 3 or parts[2] in _IGNORED_KINDS:
+        return None
+    return parts[0], parts[2]
 
 
 @dataclass
@@ -81,9 +90,9 @@ class RequestLog:
             self._unfinished(*found)
 
     def _unfinished(self, name: str, start: float) -> None:
-        parts = name.split(" ")
-        if len(parts) == 3 and parts[2] not in _IGNORED_KINDS:
-            self.records.append(RequestRecord(parts[0], parts[2], start, "unfinished"))
+        found = _tier_kind(name)
+        if found is not None:
+            self.records.append(RequestRecord(*found, start, "unfinished"))
 
     def settled(self, who: Hashable) -> None:
         """Greenlet ``who``'s request is over: its events, if any, have been fired."""
@@ -101,10 +110,10 @@ class RequestLog:
         self, who: Hashable, request_type: str, name: str, ms: float, length: int, failed: bool, now: float
     ) -> None:
         """One Locust request event of greenlet ``who`` at wall-clock ``now``."""
-        parts = name.split(" ")
-        if len(parts) != 3 or parts[2] in _IGNORED_KINDS:
-            return  # task-token exchanges, dispatch delays, batch polls: not requests of their own
-        tier, kind = parts[0], parts[2]
+        found = _tier_kind(name)
+        if found is None:
+            return
+        tier, kind = found
         if request_type in _FIGURES:
             self._figure(who, request_type, name, kind, ms, length)
             return
