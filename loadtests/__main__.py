@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from loadtests.harness_option import HarnessOption, read_options
-from loadtests.options import HARNESS_OPTIONS
+from loadtests.harness_option import read_options
+from loadtests.options import OPTIONS_BY_NAME
 
 __all__ = ["build_argv", "main"]
 
@@ -44,19 +44,16 @@ def _has(argv: Sequence[str], *flags: str) -> bool:
 
 def _users(argv: Sequence[str]) -> int:
     """The number of users the tier options ask for (the harness options, environment or defaults)."""
-    known = read_options(_options(*_USER_COUNT_OPTIONS), argv, os.environ)
+    known = read_options((OPTIONS_BY_NAME[n] for n in _USER_COUNT_OPTIONS), argv, os.environ)
     total: int = known.free_users + known.pro_users + known.internal_users
     return max(1, total + (1 if known.open_loop_rate > 0 else 0))
 
 
 def _sweeps(argv: Sequence[str]) -> bool:
     """A capacity sweep ends after its last step, so it gets no default run time."""
-    known = read_options(_options("sweep", "sweep_rates", "sweep_users"), argv, os.environ)
+    sweeps = ("sweep", "sweep_rates", "sweep_users")
+    known = read_options((OPTIONS_BY_NAME[n] for n in sweeps), argv, os.environ)
     return bool(known.sweep or known.sweep_rates or known.sweep_users)
-
-
-def _options(*names: str) -> list[HarnessOption]:
-    return [option for option in HARNESS_OPTIONS if option.name in names]
 
 
 def _api_profile(args: list[str]) -> list[str]:

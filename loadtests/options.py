@@ -244,6 +244,8 @@ HARNESS_OPTIONS: tuple[HarnessOption, ...] = (
     *COMPARE_OPTIONS,
 )
 DEFAULTS: Mapping[str, Any] = {option.name: option.default for option in HARNESS_OPTIONS}
+#: The harness options by name: their spellings (``flag_name``, ``env``) come from here.
+OPTIONS_BY_NAME: Mapping[str, HarnessOption] = {option.name: option for option in HARNESS_OPTIONS}
 
 
 def add_arguments(parser: Any) -> None:

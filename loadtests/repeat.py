@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from loadtests.compare import BaselineError, CompareSettings, compare_summaries, load_baseline
 from loadtests.harness_option import read_options
-from loadtests.options import HARNESS_OPTIONS
+from loadtests.options import OPTIONS_BY_NAME
 from loadtests.report import add_comparison, render, write_json
 from loadtests.runs import EXIT_USAGE, RunResult, combine, repeat_arg
 
@@ -54,20 +54,16 @@ _STOP_WAITS = (2.0, 15.0, 5.0)
 _LOG_TAIL = 20
 
 
-#: The harness options by name: their spellings (``flag_name``, ``env``) come from the table.
-_BY_NAME = {option.name: option for option in HARNESS_OPTIONS}
-
-
 def _parse(args: Sequence[str], env: Mapping[str, str]) -> argparse.Namespace:
     """This process's options from the command line, else the environment, else their defaults."""
-    return read_options((_BY_NAME[name] for name in (*_PARENT_ONLY, *_SWEEPS)), args, env)
+    return read_options((OPTIONS_BY_NAME[name] for name in (*_PARENT_ONLY, *_SWEEPS)), args, env)
 
 
 def repeat_count(args: Sequence[str], env: Mapping[str, str]) -> int:
     """How many runs ``--repeat`` (else ``LOCUST_REPEAT``) asks for, 1 without; ValueError for a bad
     number. Read by hand, not by a parser: every ``python -m loadtests`` asks, and the other options'
     errors are Locust's to report."""
-    word = env.get(_BY_NAME["repeat"].env)
+    word = env.get(OPTIONS_BY_NAME["repeat"].env)
     for i, arg in enumerate(args):
         if arg == "--repeat":
             word = args[i + 1] if i + 1 < len(args) else ""
@@ -94,7 +90,7 @@ def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | Non
     """A run's command line: ``args`` less this process's own options, plus the run's own files."""
     out: list[str] = []
     skip = False
-    flags = tuple(_BY_NAME[name].flag_name for name in _OWN)
+    flags = tuple(OPTIONS_BY_NAME[name].flag_name for name in _OWN)
     for arg in args:
         if skip:
             skip = False
@@ -110,7 +106,7 @@ def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | Non
 
 def child_env(env: Mapping[str, str]) -> dict[str, str]:
     """The environment less this process's own options (a child that read LOCUST_REPEAT would repeat)."""
-    dropped = {_BY_NAME[name].env for name in _OWN}
+    dropped = {OPTIONS_BY_NAME[name].env for name in _OWN}
     return {**{k: v for k, v in env.items() if k not in dropped}, "PYTHONUNBUFFERED": "1"}
 
 
