@@ -246,11 +246,11 @@ def finish(summary: dict[str, Any], collector: Collector, cfg: HarnessConfig) ->
     if plan is not None:
         windows = plan.measured_windows(started, ended, SWEEP.evaluated if SWEEP.stopped_early else None)
         rows = step_rows(SWEEP.log.records, windows, SWEEP.slo, cfg.thresholds)
-        summary["sweep"] = sweep_summary(plan, rows, SWEEP.slo, SWEEP.stopped_early)
-        summary["sweep"]["drain"] = {
+        drain = {
             "seconds": SWEEP.drained_after,
             "unfinished": sum(1 for r in SWEEP.log.records if r.outcome == "unfinished"),
         }
+        summary["sweep"] = sweep_summary(plan, rows, SWEEP.slo, SWEEP.stopped_early, drain)
         boundaries = [w.start - started for w in windows]
         if rows and summary["sweep"]["highest_load_meeting_slo"] is None:
             summary["reasons"].append("sweep: no step met the SLOs")

@@ -181,7 +181,11 @@ def highest_meeting(rows: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | No
 
 
 def sweep_summary(
-    plan: SweepPlan, rows: list[dict[str, Any]], slo: GoodputSlo, stopped_early: str | None
+    plan: SweepPlan,
+    rows: list[dict[str, Any]],
+    slo: GoodputSlo,
+    stopped_early: str | None,
+    drain: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The sweep section of the JSON summary."""
     best = highest_meeting(rows)
@@ -192,4 +196,6 @@ def sweep_summary(
         "highest_load_meeting_slo": None if best is None else best["load"],
         "highest_step_meeting_slo": None if best is None else best["index"],
         "stopped_early": stopped_early,
+        #: how long the drain after the last step took (seconds) and the requests left unfinished
+        "drain": dict(drain),
     }
