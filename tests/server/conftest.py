@@ -206,9 +206,9 @@ def assert_matches_42ai_schema() -> Callable[[str, Any], None]:
     return check
 
 
-def _batch_task_rows(data_dir: Path) -> list[dict[str, Any]]:
+def _batch_task_rows(data_dir: Path, *, timeout_s: float = 5.0) -> list[dict[str, Any]]:
     # A plain reader of the file a server left behind: WAL lets it see every committed transaction.
-    with contextlib.closing(sqlite3.connect(data_dir / "batches.sqlite3")) as db:
+    with contextlib.closing(sqlite3.connect(data_dir / "batches.sqlite3", timeout=timeout_s)) as db:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT task_id, state, attempts, completions FROM tasks ORDER BY seq").fetchall()
     return [dict(r) for r in rows]
@@ -266,6 +266,28 @@ def _pro_headers(http: httpx.Client) -> dict[str, str]:
     return {"Authorization": f"Bearer {response.json()['task_token']}"}
 
 
+def _kill_while_a_task_runs(pgid: int, data_dir: Path, *, deadline_s: float) -> list[dict[str, Any]]:
+    """SIGKILL the process group at a moment the store holds a ``running`` task; returns the rows then.
+
+    The group is frozen (SIGSTOP) while the store is read, so what is read is exactly what the kill
+    leaves behind. Killing right after an HTTP poll was a race: the sim tasks run in lockstep, and in
+    the moment between one round finishing and the next being claimed nothing is running.
+    """
+    deadline = time.monotonic() + deadline_s
+    while True:
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            rows = _batch_task_rows(data_dir, timeout_s=0.5)
+        except sqlite3.OperationalError:
+            rows = []  # frozen holding a lock the reader needs: let it run on and look again
+        if any(r["state"] == "running" for r in rows):
+            os.killpg(pgid, signal.SIGKILL)
+            return rows
+        os.killpg(pgid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"no task seen running within {deadline_s} s: {rows}"
+        time.sleep(0.01)
+
+
 def _crash_mid_batch(
     args: list[str],
     data_dir: Path,
@@ -277,9 +299,9 @@ def _crash_mid_batch(
     interval_s: float = 0.05,
 ) -> CrashRun:
     """Start ``python -m reference_server *args --data-dir data_dir``, submit ``body`` with the pro key,
-    SIGKILL the server's process group once ``kill_when(batch)``, read the store, start a new server on
-    the same data dir and poll the batch to its end (with fresh task tokens: the batch belongs to the
-    key, not to a token or a process)."""
+    SIGKILL the server's process group once ``kill_when(batch)`` and a task is running in the store,
+    start a new server on the same data dir and poll the batch to its end (with fresh task tokens: the
+    batch belongs to the key, not to a token or a process)."""
     args = [*args, "--data-dir", str(data_dir)]
     with (
         ServerProcess(args, startup_timeout=startup_timeout) as first,
@@ -293,9 +315,8 @@ def _crash_mid_batch(
             http, batch_id, lambda: headers, until=kill_when, timeout_s=poll_timeout_s, interval_s=interval_s
         )
         assert first.pid is not None
-        os.killpg(first.pid, signal.SIGKILL)
+        at_kill = _kill_while_a_task_runs(first.pid, data_dir, deadline_s=poll_timeout_s)
         assert first.wait(10) == -signal.SIGKILL
-    at_kill = _batch_task_rows(data_dir)
     with (
         ServerProcess(args, startup_timeout=startup_timeout) as second,
         httpx.Client(base_url=second.base_url, timeout=30, trust_env=False) as http,
