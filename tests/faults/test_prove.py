@@ -1,4 +1,4 @@
-"""Issue 7's meta-tests: the suite catches every planted fault and never fails the clean server.
+"""The planted-fault proof: the suite catches every planted fault and never fails the clean server.
 
 For every fault, ``conform42 run --gate may`` against the faulty server must end non-conformant and fail
 at least one of the fault's requirements; against the clean reference server, five consecutive runs must

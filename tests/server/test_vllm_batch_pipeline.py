@@ -1,7 +1,7 @@
 """Batch and pipeline over the real vLLM engines, including a SIGKILL of the gateway mid-batch.
 
-One full server for the module starts the two vLLM engines (about 45 s). The batch and pipeline checks
-run against it. The crash test attaches a second gateway process to those same engines
+The batch and pipeline checks run against the full server the vLLM test modules share
+(tests/support/vllm_reference.py). The crash test attaches a second gateway process to those same engines
 (``--chat-engine-url`` / ``--embed-engine-url``) with its own ``--data-dir``, SIGKILLs that gateway in
 the middle of a batch and starts a new one on the data dir: the process holding the batch state dies,
 the engines (slow to restart, and stateless for a batch) stay up.
@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import importlib.util
 import io
-import re
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -24,6 +22,7 @@ from PIL import Image
 
 from reference_server.auth import DEMO_KEYS
 from tests.support.server_process import REPO_ROOT, ServerProcess
+from tests.support.vllm_reference import SharedVllmReference, engine_urls
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -48,42 +47,16 @@ def _tasks(n: int) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    from reference_server.model_prep import ModelNotAvailable, find_minilm_dir
-
-    try:
-        find_minilm_dir()
-    except ModelNotAvailable as exc:
-        pytest.skip(str(exc))
-    args = [
-        "--engine",
-        "vllm",
-        "--startup-timeout",
-        "300",
-        *CACHE,
-        "--data-dir",
-        str(tmp_path_factory.mktemp("vllm-data")),
-    ]
-    with ServerProcess(args, startup_timeout=330) as srv:
-        yield srv
+def server(shared_vllm_reference: SharedVllmReference) -> ServerProcess:
+    return shared_vllm_reference.server()
 
 
 @pytest.fixture(scope="module")
 def engine_args(server: ServerProcess) -> list[str]:
     """Options that attach another gateway to the module server's running engines."""
-    found = re.search(r"vllm: chat \S+ at (\S+), embeddings \S+ at (\S+)", server.stdout())
-    assert found, server.log_tail()
-    return [
-        "--engine",
-        "vllm",
-        "--chat-engine-url",
-        found.group(1).rstrip(","),
-        "--embed-engine-url",
-        found.group(2),
-        *CACHE,
-        "--log-level",
-        "warning",
-    ]
+    chat, embed = engine_urls(server)
+    urls = ["--chat-engine-url", chat, "--embed-engine-url", embed]
+    return ["--engine", "vllm", *urls, *CACHE, "--log-level", "warning"]
 
 
 def _client(srv: ServerProcess) -> httpx.Client:

