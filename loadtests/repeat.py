@@ -4,7 +4,9 @@ Locust's main ends the process when its run is over, and its runners, greenlets 
 process-wide, so each run is a child ``python -m loadtests`` with the same arguments, less those this
 process answers for: ``--repeat``, ``--compare`` (the pooled runs are compared once, here),
 ``--summary-json`` (each child writes its own into the runs folder) and ``--summary-html`` (each child
-draws its own page, ``X.run<k>.html`` next to the ``X.html`` asked for). The runs go one after the
+draws its own page, ``X.run<k>.html`` next to the ``X.html`` asked for). Locust's own files
+(``--html``, ``--json-file``, ``--logfile``, the ``--csv`` prefix; on the command line or as
+``LOCUST_*``) get the same ``.run<k>`` mark, so no run overwrites another's. The runs go one after the
 other, never at once: runs side by side would load the server and the machine together.
 
 No Locust import: this process only starts children, reads their summaries and pools them
@@ -34,7 +36,15 @@ from loadtests.options import OPTIONS_BY_NAME
 from loadtests.report import add_comparison, render, write_json
 from loadtests.runs import EXIT_USAGE, RunResult, combine, repeat_arg
 
-__all__ = ["EXIT_INTERRUPTED", "child_args", "child_env", "refusal", "repeat_count", "run_repeated"]
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "child_args",
+    "child_env",
+    "per_run",
+    "refusal",
+    "repeat_count",
+    "run_repeated",
+]
 
 #: What a shell reports for a program stopped by Ctrl-C (128 + SIGINT).
 EXIT_INTERRUPTED = 130
@@ -51,6 +61,9 @@ _SWEEPS = ("sweep", "sweep_rates", "sweep_users")
 #: Seconds the child gets to end on its own after Ctrl-C (the terminal sent it SIGINT too), then
 #: after a SIGINT of ours, then after SIGTERM; then SIGKILL.
 _STOP_WAITS = (2.0, 15.0, 5.0)
+#: Locust's options naming a file (or, --csv, a prefix) a run writes, with their environment variables.
+_LOCUST_FILES = {"--html": "LOCUST_HTML", "--json-file": "LOCUST_JSON_FILE", "--logfile": "LOCUST_LOGFILE"}
+_LOCUST_PREFIXES = {"--csv": "LOCUST_CSV"}
 _LOG_TAIL = 20
 
 
@@ -86,17 +99,46 @@ def refusal(args: Sequence[str], env: Mapping[str, str]) -> str | None:
     return None
 
 
-def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | None) -> list[str]:
-    """A run's command line: ``args`` less this process's own options, plus the run's own files."""
+def per_run(path: str, index: int, *, prefix: bool = False) -> str:
+    """``path`` marked as run ``index``'s: ``out.html`` -> ``out.run2.html``; a prefix gets ``.run2``."""
+    if prefix:
+        return f"{path}.run{index}"
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}.run{index}{p.suffix}"))
+
+
+def _per_run_value(flag: str, value: str, index: int) -> str:
+    if flag in _LOCUST_PREFIXES:
+        return per_run(value, index, prefix=True)
+    return per_run(value, index) if flag in _LOCUST_FILES else value
+
+
+def child_args(
+    args: Sequence[str], summary_json: Path, summary_html: Path | None, *, index: int = 1
+) -> list[str]:
+    """Run ``index``'s command line: ``args`` less this process's own options, Locust's output files
+    marked as this run's, plus the run's own summary files."""
     out: list[str] = []
     skip = False
+    renamed = ""
     flags = tuple(OPTIONS_BY_NAME[name].flag_name for name in _OWN)
     for arg in args:
+        flag, eq, value = arg.partition("=")
         if skip:
             skip = False
+        elif renamed:
+            out.append(_per_run_value(renamed, arg, index))
+            renamed = ""
         elif arg in flags:
             skip = True  # its value is the next word
-        elif not arg.startswith(tuple(f + "=" for f in flags)):
+        elif eq and flag in flags:
+            pass
+        elif arg in _LOCUST_FILES or arg in _LOCUST_PREFIXES:
+            out.append(arg)
+            renamed = arg  # its value is the next word
+        elif eq and (flag in _LOCUST_FILES or flag in _LOCUST_PREFIXES):
+            out.append(f"{flag}={_per_run_value(flag, value, index)}")
+        else:
             out.append(arg)
     out += ["--summary-json", str(summary_json)]
     if summary_html is not None:
@@ -104,10 +146,15 @@ def child_args(args: Sequence[str], summary_json: Path, summary_html: Path | Non
     return out
 
 
-def child_env(env: Mapping[str, str]) -> dict[str, str]:
-    """The environment less this process's own options (a child that read LOCUST_REPEAT would repeat)."""
+def child_env(env: Mapping[str, str], *, index: int = 1) -> dict[str, str]:
+    """The environment less this process's own options (a child that read LOCUST_REPEAT would repeat),
+    Locust's output files marked as run ``index``'s."""
     dropped = {OPTIONS_BY_NAME[name].env for name in _OWN}
-    return {**{k: v for k, v in env.items() if k not in dropped}, "PYTHONUNBUFFERED": "1"}
+    out = {k: v for k, v in env.items() if k not in dropped}
+    for flag, name in {**_LOCUST_FILES, **_LOCUST_PREFIXES}.items():
+        if out.get(name):
+            out[name] = _per_run_value(flag, out[name], index)
+    return {**out, "PYTHONUNBUFFERED": "1"}
 
 
 class _Stop(Exception):
@@ -178,11 +225,11 @@ def _run(
     started = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [*command, *child_args(args, summary_path, html)],
+            [*command, *child_args(args, summary_path, html, index=index)],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=child_env(env),
+            env=child_env(env, index=index),
         )
         try:
             code = proc.wait()
@@ -208,8 +255,7 @@ def _progress(result: RunResult, out: IO[str]) -> None:
 def _html_path(summary_html: str, index: int) -> Path | None:
     if not summary_html:
         return None
-    path = Path(summary_html)
-    return path.with_name(f"{path.stem}.run{index}{path.suffix or '.html'}")
+    return Path(per_run(summary_html if Path(summary_html).suffix else summary_html + ".html", index))
 
 
 def run_repeated(

@@ -40,6 +40,22 @@ def test_a_run_gets_the_arguments_less_the_repeat_s_own():
     assert with_page[-2:] == ["--summary-html", "out.run2.html"]
 
 
+def test_each_run_writes_locust_s_own_files_under_its_own_name():
+    args = [
+        *("--host", "http://h", "--csv", "out/stats", "--html=out/locust.html"),
+        *("--json-file", "out/stats.json", "--logfile=run.log", "--csv-full-history"),
+    ]
+    assert child_args(args, Path("r.json"), None, index=2)[:-2] == [
+        *("--host", "http://h", "--csv", "out/stats.run2", "--html=out/locust.run2.html"),
+        *("--json-file", "out/stats.run2.json", "--logfile=run.run2.log", "--csv-full-history"),
+    ]
+    env = {"LOCUST_CSV": "s", "LOCUST_HTML": "page.html", "LOCUST_JSON_FILE": "", "LOCUST_HOST": "x.html"}
+    assert child_env(env, index=3) == {
+        **{"LOCUST_CSV": "s.run3", "LOCUST_HTML": "page.run3.html", "LOCUST_JSON_FILE": ""},
+        **{"LOCUST_HOST": "x.html", "PYTHONUNBUFFERED": "1"},
+    }
+
+
 def test_a_run_s_environment_cannot_repeat_or_compare():
     env = {
         "LOCUST_REPEAT": "3",
