@@ -64,6 +64,7 @@ _STOP_WAITS = (2.0, 15.0, 5.0)
 #: Locust's options naming a file (or, --csv, a prefix) a run writes, with their environment variables.
 _LOCUST_FILES = {"--html": "LOCUST_HTML", "--json-file": "LOCUST_JSON_FILE", "--logfile": "LOCUST_LOGFILE"}
 _LOCUST_PREFIXES = {"--csv": "LOCUST_CSV"}
+_LOCUST_OUTPUTS = {**_LOCUST_FILES, **_LOCUST_PREFIXES}
 _LOG_TAIL = 20
 
 
@@ -108,9 +109,7 @@ def per_run(path: str, index: int, *, prefix: bool = False) -> str:
 
 
 def _per_run_value(flag: str, value: str, index: int) -> str:
-    if flag in _LOCUST_PREFIXES:
-        return per_run(value, index, prefix=True)
-    return per_run(value, index) if flag in _LOCUST_FILES else value
+    return per_run(value, index, prefix=flag in _LOCUST_PREFIXES)
 
 
 def child_args(
@@ -133,10 +132,10 @@ def child_args(
             skip = True  # its value is the next word
         elif eq and flag in flags:
             pass
-        elif arg in _LOCUST_FILES or arg in _LOCUST_PREFIXES:
+        elif arg in _LOCUST_OUTPUTS:
             out.append(arg)
             renamed = arg  # its value is the next word
-        elif eq and (flag in _LOCUST_FILES or flag in _LOCUST_PREFIXES):
+        elif eq and flag in _LOCUST_OUTPUTS:
             out.append(f"{flag}={_per_run_value(flag, value, index)}")
         else:
             out.append(arg)
@@ -151,7 +150,7 @@ def child_env(env: Mapping[str, str], *, index: int = 1) -> dict[str, str]:
     Locust's output files marked as run ``index``'s."""
     dropped = {OPTIONS_BY_NAME[name].env for name in _OWN}
     out = {k: v for k, v in env.items() if k not in dropped}
-    for flag, name in {**_LOCUST_FILES, **_LOCUST_PREFIXES}.items():
+    for flag, name in _LOCUST_OUTPUTS.items():
         if out.get(name):
             out[name] = _per_run_value(flag, out[name], index)
     return {**out, "PYTHONUNBUFFERED": "1"}

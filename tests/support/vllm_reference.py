@@ -10,24 +10,23 @@ it as they found it: the next module gets the same server.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
-from tests.support.server_process import REPO_ROOT, ServerProcess
+from tests.support.server_process import ServerProcess
 
 __all__ = ["SharedVllmReference", "engine_urls"]
 
-_BANNER = re.compile(r"vllm: chat \S+ at (http://\S+?),? embeddings \S+ at (http://\S+)")
+_BANNER = re.compile(r"vllm: chat \S+ at (http://\S+?), embeddings \S+ at (http://\S+)")
 
 
 def engine_urls(server: ServerProcess) -> tuple[str, str]:
     """The chat and embedding engine URLs a vLLM reference server prints in its banner."""
     found = _BANNER.search(server.stdout())
     assert found, f"engine URLs not found in the server banner:\n{server.log_tail()}"
-    return found.group(1).rstrip(","), found.group(2)
+    return found.group(1), found.group(2)
 
 
 class SharedVllmReference:
@@ -40,9 +39,11 @@ class SharedVllmReference:
 
     def server(self) -> ServerProcess:
         if self._running is None:
-            if importlib.util.find_spec("vllm") is None:
-                pytest.skip("vllm is not installed: run `make vllm`")
+            # Imported here: tests/conftest.py imports this module in every run, vLLM or not.
             from reference_server.model_prep import ModelNotAvailable, find_minilm_dir
+            from tests.support.vllm_engines import CACHE, require_vllm
+
+            require_vllm("make vllm")
 
             try:
                 find_minilm_dir()
@@ -58,7 +59,7 @@ class SharedVllmReference:
                 "--startup-timeout",
                 "300",
                 "--cache-dir",
-                str(REPO_ROOT / ".cache"),
+                str(CACHE),
                 "--data-dir",
                 str(data_dir),
                 "--log-level",
