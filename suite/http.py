@@ -48,8 +48,11 @@ def _transport_failure(exc: httpx.TransportError, request: httpx.Request | None,
 
 
 def task_token(response: httpx.Response) -> str | None:
-    """The non-empty ``task_token`` string of a 200 exchange answer, or None (any other answer)."""
-    if response.status_code != 200:
+    """The non-empty ``task_token`` string of a 2xx exchange answer, or None (any other answer).
+
+    000 shows the exchange's body and names no status code, so any success status (200, 201 Created, ...)
+    with a ``task_token`` string is a token (AUTH-001)."""
+    if not response.is_success:
         return None
     try:
         body = response.json()
@@ -143,7 +146,7 @@ class Api:
         token = task_token(response)
         if token is None:
             status = response.status_code
-            what = "without a task_token string" if status == 200 else "instead of 200"
+            what = "without a task_token string" if response.is_success else "instead of a 2xx"
             raise TokenExchangeFailed(
                 f"no task token for the {tier} tier: POST {url} answered HTTP {status} {what}",
                 response=response,

@@ -3,8 +3,9 @@
 Three checks, one request each, bounded by the request timeout (capped at ``PREFLIGHT_TIMEOUT_S``):
 
 * the target is reachable: any HTTP answer to ``GET {base}/v1/models`` counts;
-* each given key works: 42ai, ``POST {token_base}/api/token`` with the key answers 200 with a task
-  token; fortytwo, ``GET /v1/models`` with the key as the bearer is not refused (401/403);
+* each given key works: 42ai, ``POST {token_base}/api/token`` with the key answers a 2xx (000 names
+  no status code: 200, 201, ...) with a task token; fortytwo, ``GET /v1/models`` with the key as the
+  bearer is not refused (401/403);
 * models are known: a fortytwo target's chat (and embedding) model comes from that listing unless given.
 
 A *problem* is something the user must fix (wrong URL, wrong key, no model to test with); the plugin
@@ -172,7 +173,7 @@ def check_key(api: Api, tier: str) -> Findings:
         )
     elif task_token(response) is None:
         # The key may well be right: the exchange itself misbehaves, which AUTH-001 fails.
-        what = "without a task_token string" if status == 200 else "instead of 200"
+        what = "without a task_token string" if response.is_success else "instead of a 2xx"
         found.notes.append(
             f"the {tier} key's exchange at POST {url} answered HTTP {status} {what}; the AUTH tests judge it"
         )

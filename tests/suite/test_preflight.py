@@ -69,6 +69,13 @@ def test_a_good_42ai_target_passes_with_one_request_per_key():
     assert recorder.requests[1].headers["authorization"] == "Bearer sk-free"
 
 
+def test_a_201_created_exchange_with_a_task_token_counts_as_exchanged():
+    """000 shows the exchange's body and names no status code: 201 Created is fine."""
+    _, result = _run(_42ai(token_status=201))
+    assert result.ok and result.notes == ()
+    assert "3 keys exchanged" in result.summary
+
+
 def test_a_refused_key_is_a_problem_naming_the_option():
     _, result = _run(_42ai(refused=("sk-pro",)))
     assert result.problems == (

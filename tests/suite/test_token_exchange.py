@@ -48,19 +48,27 @@ def _api(handle: object, profile: str = "42ai") -> Api:
     return Api(target, transport=httpx.MockTransport(handle))  # type: ignore[arg-type]
 
 
-def test_new_token_returns_the_task_token():
-    with _api(lambda request: httpx.Response(200, json={"task_token": "h.p.s"})) as api:
+@pytest.mark.parametrize("status", [200, 201, 202])
+def test_new_token_returns_the_task_token_of_any_2xx(status):
+    """000 shows the exchange's body and names no status code: 201 Created is a token too."""
+    with _api(lambda request: httpx.Response(status, json={"task_token": "h.p.s"})) as api:
         assert api.new_token("free") == "h.p.s"
         assert api.token("free") == "h.p.s"
+
+
+def test_a_redirect_with_a_task_token_is_no_token():
+    answer = httpx.Response(302, json={"task_token": "h.p.s"})
+    with _api(lambda request: answer) as api, pytest.raises(TokenExchangeFailed, match="HTTP 302 instead"):
+        api.new_token("free")
 
 
 @pytest.mark.parametrize(
     "answer, message",
     [
-        (httpx.Response(500, text="boom"), "answered HTTP 500 instead of 200"),
+        (httpx.Response(500, text="boom"), "answered HTTP 500 instead of a 2xx"),
         (
             httpx.Response(401, json={"error": {"message": "x", "type": "y"}}),
-            "answered HTTP 401 instead of 200",
+            "answered HTTP 401 instead of a 2xx",
         ),
         (httpx.Response(200, json={"token": "x"}), "answered HTTP 200 without a task_token string"),
         (httpx.Response(200, text="not json"), "answered HTTP 200 without a task_token string"),
