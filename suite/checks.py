@@ -10,14 +10,17 @@ never a *Fail*; so is ``TokenExchangeFailed``, a test that could not get the tas
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any, NoReturn
 
 import httpx
 import pytest
+from _pytest.outcomes import Skipped
 
 __all__ = [
     "DISABLED_PREFIX",
     "ConformanceFailure",
+    "TargetBusy",
     "TargetUnreachable",
     "TokenExchangeFailed",
     "disabled",
@@ -28,6 +31,9 @@ __all__ = [
     "expect_retry_after",
     "expect_status",
     "fail",
+    "is_busy_503",
+    "is_chat_completions",
+    "is_validation_error",
 ]
 
 DISABLED_PREFIX = "Disabled: "
@@ -61,6 +67,16 @@ class ConformanceFailure(AssertionError):
 
 class TargetUnreachable(Exception):
     """The target could not be reached at all (connection refused, DNS): an outcome of *Error*."""
+
+
+class TargetBusy(Skipped):
+    """The target kept answering "busy, retry later" (503 + Retry-After, or a 429 the suite's own
+    requests of the key explain) past the suite's patience: the test could not judge its subject, so it
+    is *Skip* with this reason, never a Fail of the requirement it judges (``suite.http``)."""
+
+    def __init__(self, message: str, *, response: httpx.Response | None = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class TokenExchangeFailed(Exception):
@@ -170,3 +186,43 @@ def expect_retry_after(response: httpx.Response, seconds: int) -> None:
         received=f"Retry-After: {value}" if value is not None else "no Retry-After header",
         response=response,
     )
+
+
+def _validation_item(item: Any) -> bool:
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("loc"), list)
+        and all(isinstance(p, str | int) and not isinstance(p, bool) for p in item["loc"])
+        and isinstance(item.get("msg"), str)
+        and isinstance(item.get("type"), str)
+    )
+
+
+def is_validation_error(body: Any, *, detail_required: bool = False) -> bool:
+    """Whether ``body`` is 002's ``HTTPValidationError``: an object whose ``detail``, when present, is an
+    array of ``{loc, msg, type}`` items. 002 lists no ``required`` for the object, so by its words an
+    absent or empty ``detail`` is allowed (ERR-005); ``detail_required`` asks for a non-empty one, which
+    says what was wrong (ERR-004, a SHOULD)."""
+    if not isinstance(body, dict):
+        return False
+    if "detail" not in body:
+        return not detail_required
+    detail = body["detail"]
+    return (
+        isinstance(detail, list)
+        and (bool(detail) or not detail_required)
+        and all(_validation_item(item) for item in detail)
+    )
+
+
+def is_chat_completions(method: str, path: str) -> bool:
+    """Whether a request is ``POST /v1/chat/completions`` (under any base path): the one operation 002
+    documents, whose error envelope ERR-001 judges."""
+    return method.upper() == "POST" and path.rstrip("/").endswith("/v1/chat/completions")
+
+
+def is_busy_503(status: int, header_names: Iterable[str]) -> bool:
+    """A 503 with a ``Retry-After`` header: 000's "503 Insufficient GPU memory (Retry-After: 30s)", a busy
+    server telling the client to come back. It says nothing about the request, so a rule about what a
+    request deserves (ERR-006: invalid input never gets a 5xx) does not judge it."""
+    return status == 503 and any(name.lower() == "retry-after" for name in header_names)

@@ -7,6 +7,15 @@ outcomes: a target that cannot be reached at all is an *Error* (``TargetUnreacha
 accepts the connection and then times out, resets or sends garbage does not conform (a *Fail*). A test
 that only needs a task token and gets none has ``TokenExchangeFailed`` (an *Error*): judging the
 exchange is the AUTH tests' job, through ``exchange``.
+
+"No retries" has one documented exception, the *patience* rule: 000 documents 503 + ``Retry-After`` for
+a busy server and 429 + ``Retry-After`` for a key at its concurrency limit. A 503 that carries
+``Retry-After``, and a 429 of a key while one of the suite's own requests of that key is open or has
+just ended (the server may not have seen it end yet: a proxy relays the end later), are not verdicts on
+the request: ``Api`` waits as told (bounded) and sends it again. Every answer still reaches the
+response hooks (so LIMIT-011 judges every 503 seen), and a target that stays busy past the bounds ends
+the test as Skip (``TargetBusy``), never as a Fail of whatever the test judges. The tests that judge
+those answers themselves (the tier limits, the KV-cache 503) turn the rule off with ``Api.impatient``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from suite.checks import ConformanceFailure, TargetUnreachable, TokenExchangeFailed
+from suite.checks import ConformanceFailure, TargetBusy, TargetUnreachable, TokenExchangeFailed
 from suite.pace import Pace, measure_pace
 from suite.target import TOKEN_PATH, Target
 
@@ -27,6 +36,25 @@ __all__ = ["TOKEN_PATH", "Api", "task_token"]
 
 # Refresh a cached task token this long before its documented expiry, so no test races the clock.
 _REFRESH_MARGIN_S = 15.0
+#: The patience rule (module docstring): a request is sent again at most this many times ...
+PATIENT_RETRIES = 2
+#: ... after a wait of its Retry-After, capped at this (000's 503 says 30 s) ...
+PATIENT_MAX_WAIT_S = 30.0
+#: ... and the waits of a whole session add up to at most this much.
+PATIENT_BUDGET_S = 600.0
+#: A 429 counts as the suite's own doing while a request of the key is open or ended this recently
+#: (plus the path's margin): 000 names no moment at which an ended request's slot must be free.
+SELF_CAUSED_S = 5.0
+
+
+def _retry_after_s(response: httpx.Response) -> float | None:
+    """The Retry-After header in seconds (integer or decimal), or None when absent or not a number."""
+    value = response.headers.get("retry-after", "").strip().lower().removesuffix("s")
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
 
 
 def _transport_failure(exc: httpx.TransportError, request: httpx.Request | None, timeout: float) -> Exception:
@@ -81,6 +109,12 @@ class Api:
         #: generation get a deadline that follows their ``max_tokens``; None: the fixed timeout.
         self.pace: Pace | None = None
         self._local = threading.local()
+        #: The patience rule is on unless a test judging 429/503 itself turned it off (``impatient``).
+        self._impatient = 0
+        self._waited_s = 0.0
+        #: Per tier: requests of the suite open now, and when the last one ended.
+        self._open: dict[str, int] = {}
+        self._ended: dict[str, float] = {}
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -95,6 +129,79 @@ class Api:
         error answer, that must see what each test's own requests got."""
         self._client.event_hooks["response"].append(hook)
 
+    # -- patience ----------------------------------------------------------------------------
+    @contextmanager
+    def impatient(self) -> Iterator[None]:
+        """Turn the patience rule off (for every thread) while a test judges 429s and 503s itself."""
+        with self._lock:
+            self._impatient += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._impatient -= 1
+
+    @property
+    def waited_s(self) -> float:
+        """Seconds this session spent waiting out busy answers (the patience rule)."""
+        return self._waited_s
+
+    @contextmanager
+    def _counted(self, tier: str | None) -> Iterator[bool]:
+        """Count a request of ``tier`` as open while it runs; yields whether another request of the key
+        was open, or ended recently, when it started (then a 429 of the key may be the suite's doing)."""
+        if tier is None:
+            yield False
+            return
+        margin = self.pace.margin_s if self.pace is not None else 0.0
+        with self._lock:
+            recent = (
+                self._open.get(tier, 0) > 0
+                or time.monotonic() - self._ended.get(tier, -1e9) < SELF_CAUSED_S + margin
+            )
+            self._open[tier] = self._open.get(tier, 0) + 1
+        try:
+            yield recent
+        finally:
+            with self._lock:
+                self._open[tier] -= 1
+                self._ended[tier] = time.monotonic()
+
+    def _busy_wait(self, response: httpx.Response, self_caused: bool) -> float | None:
+        """Seconds to wait before sending again, when the patience rule applies to ``response``."""
+        status = response.status_code
+        if self._impatient or status not in (429, 503):
+            return None
+        wait = _retry_after_s(response)
+        if wait is None or (status == 429 and not self_caused):
+            return None  # judged as it is: no Retry-After, or a 429 nothing of the suite's explains
+        return min(wait, PATIENT_MAX_WAIT_S)
+
+    def _patiently(
+        self, attempt: Callable[[], tuple[httpx.Response, bool]], close: bool = False
+    ) -> httpx.Response:
+        """``attempt()`` (the response and whether the key was busy with the suite's own requests when
+        it was sent) until the patience rule no longer applies; ``TargetBusy`` when it runs out."""
+        response, self_caused = attempt()
+        for tries in range(PATIENT_RETRIES + 1):
+            wait = self._busy_wait(response, self_caused)
+            if wait is None:
+                return response
+            if close:
+                response.close()
+            if tries == PATIENT_RETRIES or self._waited_s + wait > PATIENT_BUDGET_S:
+                raise TargetBusy(
+                    f"the target stayed busy: HTTP {response.status_code} with Retry-After "
+                    f"{response.headers.get('retry-after')} after {tries + 1} tries "
+                    f"({self._waited_s:.0f} s waited in this session); the request was never judged",
+                    response=response,
+                )
+            with self._lock:
+                self._waited_s += wait
+            time.sleep(wait)
+            response, self_caused = attempt()
+        return response  # pragma: no cover - the loop returns or raises
+
     def measure_pace(self, headers: Mapping[str, str]) -> Pace:
         """Time one streamed chat completion sent with ``headers`` (``suite.pace.measure_pace``).
 
@@ -107,6 +214,7 @@ class Api:
             dict(headers),
             self.target.chat_model,
             floor_s=self.target.timeout,
+            path_url=self.target.base_url + "/v1/models",
         )
 
     def close(self) -> None:
@@ -206,14 +314,20 @@ class Api:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> httpx.Response:
-        """Send one request (``url`` absolute or a path on the target) and read the whole body."""
-        request = self._build(
-            method, url, tier=tier, json=json, content=content, headers=headers, timeout=timeout
-        )
-        try:
-            return self._client.send(request)
-        except httpx.TransportError as exc:
-            raise _transport_failure(exc, request, timeout or self.timeout) from exc
+        """Send one request (``url`` absolute or a path on the target) and read the whole body; a busy
+        answer is waited out and sent again (the patience rule, module docstring)."""
+
+        def attempt() -> tuple[httpx.Response, bool]:
+            request = self._build(
+                method, url, tier=tier, json=json, content=content, headers=headers, timeout=timeout
+            )
+            try:
+                with self._counted(tier) as busy:
+                    return self._client.send(request), busy
+            except httpx.TransportError as exc:
+                raise _transport_failure(exc, request, timeout or self.timeout) from exc
+
+        return self._patiently(attempt)
 
     def request(
         self,
@@ -250,24 +364,34 @@ class Api:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
         trace: Callable[[str, Mapping[str, Any]], None] | None = None,
+        patient: bool = True,
     ) -> Iterator[httpx.Response]:
         """Open a streaming response; the body is read by the caller (see ``suite.sse``).
 
         ``trace`` receives httpcore's trace events (e.g. ``http11.send_request_body.complete``: the
-        request is with the target's kernel), for tests that must know when a request was sent.
+        request is with the target's kernel), for tests that must know when a request was sent. A busy
+        answer is waited out before the response is yielded (the patience rule), unless ``patient`` is
+        False: held and burst streams judge every answer they get themselves.
         """
-        request = self._build(
-            method, path, tier=tier, json=json, content=None, headers=headers, timeout=timeout
-        )
-        if trace is not None:
-            request.extensions["trace"] = trace
-        try:
-            response = self._client.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise _transport_failure(exc, request, timeout or self.timeout) from exc
-        try:
-            yield response
-        except httpx.TransportError as exc:
-            raise _transport_failure(exc, request, timeout or self.timeout) from exc
-        finally:
-            response.close()
+        with self._counted(tier) as busy:
+            sent: list[httpx.Request] = []
+
+            def attempt() -> tuple[httpx.Response, bool]:
+                request = self._build(
+                    method, path, tier=tier, json=json, content=None, headers=headers, timeout=timeout
+                )
+                if trace is not None:
+                    request.extensions["trace"] = trace
+                sent.append(request)
+                try:
+                    return self._client.send(request, stream=True), busy
+                except httpx.TransportError as exc:
+                    raise _transport_failure(exc, request, timeout or self.timeout) from exc
+
+            response = self._patiently(attempt, close=True) if patient else attempt()[0]
+            try:
+                yield response
+            except httpx.TransportError as exc:
+                raise _transport_failure(exc, sent[-1], timeout or self.timeout) from exc
+            finally:
+                response.close()

@@ -6,11 +6,17 @@ session measures one short streamed completion (time to first token, tokens per 
 request that asks for generation gets a deadline proportional to the work it asks for: ``max_tokens``,
 times the steps of a pipeline, times a safety factor for a machine whose other core is busy. The
 configured request timeout (``--timeout``) stays the floor: no deadline is ever shorter.
+
+The same session also measures the *path*: the slowest of a few round trips of a request that asks for
+no generation (``GET /v1/models``). A proxy, a slow network or a busy machine between the suite and the
+server shows there, and every timing judgement (a stream that overlapped another, a request that was
+held back) must clear ``Pace.margin_s``, a margin above it, before it can count as evidence.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -20,9 +26,12 @@ import httpx
 
 __all__ = [
     "ASSUMED_STEP_TOKENS",
+    "MARGIN_FLOOR_S",
+    "PATH_FACTOR",
     "PIPELINE_STEPS",
     "Pace",
     "measure_pace",
+    "measure_path",
 ]
 
 #: Tokens asked for by the measurement: enough to see the decode speed, cheap on a CPU engine.
@@ -41,6 +50,13 @@ CAP_FACTOR = 10.0
 #: When nothing could be measured: a slow engine, so deadlines err on the long side.
 _FALLBACK_TTFT_S = 2.0
 _FALLBACK_TOKENS_PER_S = 5.0
+#: Round trips of ``GET /v1/models`` timed to measure the path (a proxy that delays requests at random
+#: shows its worst within a few).
+PATH_SAMPLES = 6
+#: A timing judgement needs this many times the slowest round trip seen ...
+PATH_FACTOR = 2.0
+#: ... and never less than this (the suite's reader threads on a busy machine).
+MARGIN_FLOOR_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -55,6 +71,14 @@ class Pace:
     #: The measurement got no answer within the floor: a target that does not answer is not a slow one,
     #: so every deadline stays at the floor (otherwise each unanswered request would wait the cap).
     unanswered: bool = False
+    #: The slowest round trip of a request that asks for no generation (0: not measured).
+    path_s: float = 0.0
+
+    @property
+    def margin_s(self) -> float:
+        """Seconds a timing judgement allows for the path between the suite and the server: a moment
+        the client saw is placed up to this far from the moment the server acted."""
+        return max(MARGIN_FLOOR_S, PATH_FACTOR * self.path_s)
 
     def generation_s(self, max_tokens: int, steps: int = 1) -> float:
         """Expected seconds for ``steps`` sequential generations of ``max_tokens`` each."""
@@ -93,7 +117,8 @@ class Pace:
         return (
             f"target speed: first token after {self.ttft_s * 1000:.0f} ms, {self.tokens_per_s:.1f} tokens/s "
             f"({self.note}); deadline for max_tokens 16: {self.deadline(16):.0f} s, "
-            f"pipeline: {self.pipeline_deadline():.0f} s"
+            f"pipeline: {self.pipeline_deadline():.0f} s; path: slowest round trip "
+            f"{self.path_s * 1000:.0f} ms, timing margin {self.margin_s * 1000:.0f} ms"
         )
 
 
@@ -113,6 +138,22 @@ def _content_of(data: str) -> str | None:
     return text if isinstance(text, str) and text else None
 
 
+def measure_path(client: httpx.Client, url: str, headers: dict[str, str], *, floor_s: float) -> float:
+    """The slowest of ``PATH_SAMPLES`` round trips of ``GET url`` (any answer counts); never raises.
+
+    A request that fails or times out counts as taking ``floor_s``: the margin then grows so large that
+    the timing judgements Skip instead of reading a broken path as evidence."""
+    slowest = 0.0
+    for _ in range(PATH_SAMPLES):
+        started = time.monotonic()
+        try:
+            client.get(url, headers=headers, timeout=floor_s)
+        except httpx.HTTPError:
+            return floor_s
+        slowest = max(slowest, time.monotonic() - started)
+    return slowest
+
+
 def measure_pace(
     client: httpx.Client,
     url: str,
@@ -120,12 +161,23 @@ def measure_pace(
     model: str,
     *,
     floor_s: float,
+    path_url: str | None = None,
 ) -> Pace:
     """Stream one short completion and time it; never raises (a failure gives the slow fallback).
 
     Tokens per second counts content events after the first one over the time they took, so the
-    figure is the decode speed the client sees; TTFT is the time to the first content event.
+    figure is the decode speed the client sees; TTFT is the time to the first content event. With
+    ``path_url`` the path is measured too (``measure_path``), after the completion (warm connections).
     """
+    pace = _measure_speed(client, url, headers, model, floor_s=floor_s)
+    if path_url is None or pace.unanswered:
+        return pace
+    return dataclasses.replace(pace, path_s=measure_path(client, path_url, headers, floor_s=floor_s))
+
+
+def _measure_speed(
+    client: httpx.Client, url: str, headers: dict[str, str], model: str, *, floor_s: float
+) -> Pace:
     # A long text asked for, so the model does not stop after a few tokens.
     prompt = "Write a long story about a lighthouse keeper, at least 300 words."
     messages = [{"role": "user", "content": prompt}]

@@ -14,14 +14,24 @@ a burst, every request is in flight from the start, so:
   only after that end; or it got no answer for ``QUEUE_WAIT_S`` while the admitted streams ran and was
   served once they were closed. That is not a refusal either: judged as such.
 
-Every client timestamp is an upper bound of the server's moment (an event is read after it is sent), so
-a server's end is placed no earlier than ``margin_s`` before this client read it (the readers are
-threads that do nothing but read), and a stream still open when the burst stops reading counts as open
-until ``margin_s`` before that moment.
+Every client timestamp is an upper bound of the server's moment (an event is read after it is sent), and
+a proxy, a slow network or a busy machine between them may relay an event late. So a server's end is
+placed no earlier than ``margin_s`` before this client read it, where ``margin_s`` is the session's
+measured path margin (``Pace.margin_s``: a multiple of the slowest plain round trip, never under 50 ms),
+and a stream still open when the burst stops reading counts as open until ``margin_s`` before that moment.
 
-Only when none of these is seen (the streams did not overlap: the target finished each before it even
-looked at the next) is the attempt inconclusive; it is repeated, and after the last attempt the caller
-Skips and the verdict says that a MUST could not be judged.
+A timing judgement (over-admission, queueing) is *admissible* only when a held stream should last, at the
+measured speed (``expected_s``), several times the slowest round trip of the path (``path_s``): the
+requests of a burst leave together, but a proxy may forward them up to that far apart, and a server that
+finished one stream before the next request even reached it did nothing wrong, though the client, to
+which the path was still relaying the first stream, saw them overlap. A burst whose timing is not
+admissible can still be judged by its refusals.
+
+A 503 with ``Retry-After`` among the answers (000: the server is out of GPU memory) voids the burst: it
+is no verdict on the concurrency limit. Only when none of these is seen (the streams did not overlap:
+the target finished each before it even looked at the next) is the attempt inconclusive; the caller
+repeats it (and demands that a violation be seen twice), and after the last attempt Skips: the verdict
+says that a MUST could not be judged.
 """
 
 from __future__ import annotations
@@ -36,10 +46,20 @@ from suite.http import Api
 
 __all__ = ["BurstResult", "BurstStream", "burst"]
 
-#: How long the burst waits for every request's first answer before it suspects a queue.
+#: How long the burst waits for every request's first answer before it suspects a queue (at least; a
+#: slow path raises it, see ``queue_wait_s``).
 QUEUE_WAIT_S = 5.0
-#: Delivery delay allowed between the server sending an event and this client reading it.
+#: Delivery delay allowed between the server sending an event and this client reading it, when the
+#: session measured no path (``Pace.margin_s`` otherwise).
 MARGIN_S = 0.05
+#: A timing judgement needs a held stream expected to last this many of the path's round trips.
+ADMISSIBLE_FACTOR = 3.0
+
+
+def queue_wait_s(margin_s: float) -> float:
+    """How long a request may go unanswered in a burst before it counts as held back: well past the
+    path's margin, so a proxy that forwards it late is not taken for a queue."""
+    return max(QUEUE_WAIT_S, 4 * margin_s)
 
 
 @dataclass
@@ -57,17 +77,45 @@ class BurstResult:
     limit: int
     streams: list[BurstStream]
     margin_s: float = MARGIN_S
+    #: How long a held stream should last at the server at the measured speed (inf: unknown, slow).
+    expected_s: float = float("inf")
+    #: The path's slowest plain round trip (0: not measured).
+    path_s: float = 0.0
     released_at: float | None = None
     #: When the burst stopped reading the streams it had admitted.
     stopped_at: float | None = None
+    #: Whether an admitted stream was still open when the burst released the waiting request.
+    occupied_at_release: bool = False
 
     @property
     def admitted(self) -> list[BurstStream]:
         return [s for s in self.streams if s.status == 200 and s.first_at is not None]
 
     @property
+    def busy(self) -> list[BurstStream]:
+        """Answers that say the server is busy (503 with Retry-After): no verdict on the limit."""
+        return [
+            s
+            for s in self.streams
+            if s.status == 503 and s.response is not None and "retry-after" in s.response.headers
+        ]
+
+    @property
     def refused(self) -> list[BurstStream]:
-        return [s for s in self.streams if s.status is not None and s.status != 200]
+        busy = self.busy
+        return [s for s in self.streams if s.status is not None and s.status != 200 and s not in busy]
+
+    @property
+    def timing_admissible(self) -> bool:
+        """Whether this burst's timing can be evidence at all (see the module docstring)."""
+        return self.expected_s >= ADMISSIBLE_FACTOR * self.path_s
+
+    def why_not_admissible(self) -> str:
+        return (
+            f"a held stream was expected to last {self.expected_s:.2f} s at the measured speed, under "
+            f"{ADMISSIBLE_FACTOR:g} x the path's slowest round trip of {self.path_s:.2f} s, so an overlap "
+            "or a late answer seen by the client cannot show what the server did"
+        )
 
     @property
     def unanswered(self) -> list[BurstStream]:
@@ -93,13 +141,15 @@ class BurstResult:
 
     @property
     def over_admitted(self) -> bool:
-        return self.max_overlap() > self.limit
+        return self.timing_admissible and self.max_overlap() > self.limit
 
     @property
     def queued(self) -> BurstStream | None:
         """A request the target held back while another one of the burst occupied the slot."""
+        if not self.timing_admissible:
+            return None
         for s in self.admitted:
-            if s.after_release:
+            if s.after_release and self.occupied_at_release:
                 return s
             if s.headers_at is None or s.written_at is None:
                 continue
@@ -117,14 +167,51 @@ class BurstResult:
     def conclusive(self) -> bool:
         return bool(self.refused) or self.over_admitted or self.queued is not None
 
+    @property
+    def refused_below_limit(self) -> bool:
+        """A refusal while fewer than ``limit`` streams of the burst were admitted."""
+        return bool(self.refused) and len(self.admitted) < self.limit
 
-def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: float = 300.0) -> BurstResult:
+    def violation(self) -> str | None:
+        """What this burst proves against the limit (over-admission, a queue, a refusal below the
+        limit), in words for the failure message; None when it proves none of them."""
+        if self.busy:
+            return None
+        if self.over_admitted:
+            return f"{self.max_overlap()} streams admitted and streaming at the same moment"
+        queued = self.queued
+        if queued is not None:
+            how = (
+                "after the other streams were closed"
+                if queued.after_release
+                else "after another stream of the key had ended"
+            )
+            waited = (queued.headers_at or queued.sent_at) - queued.sent_at
+            return f"request {self.limit + 1} queued: no answer for {waited:.2f} s, then HTTP 200 {how}"
+        if self.refused_below_limit:
+            status = self.refused[0].status
+            return f"HTTP {status} while only {len(self.admitted)} of {self.limit} slots were in use"
+        return None
+
+
+def burst(
+    api: Api,
+    tier: str,
+    body: dict[str, Any],
+    limit: int,
+    *,
+    deadline_s: float = 300.0,
+    margin_s: float = MARGIN_S,
+    expected_s: float = float("inf"),
+    path_s: float = 0.0,
+) -> BurstResult:
     """Send ``limit + 1`` streaming requests of ``tier`` at once and watch them (see the module doc).
 
     Streams are read as they come (so end times are accurate); once every request was answered and the
-    admitted streams have ended, or after ``QUEUE_WAIT_S`` with some request still unanswered, the
+    admitted streams have ended, or after ``queue_wait_s`` with some request still unanswered, the
     admitted streams are closed (a client hang-up) and an unanswered request gets up to ``deadline_s``
-    more: if it is admitted then, it was queued.
+    more: if it is admitted then, it was queued. ``margin_s``, ``expected_s``, ``path_s``: see
+    ``BurstResult``.
     """
     api.token(tier)  # exchanged before the barrier, so no request of the burst waits for it
     count = limit + 1
@@ -143,8 +230,8 @@ def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: 
     ]
     for thread in threads:
         thread.start()
-    result = BurstResult(limit, streams)
-    end = time.monotonic() + QUEUE_WAIT_S
+    result = BurstResult(limit, streams, margin_s=margin_s, expected_s=expected_s, path_s=path_s)
+    end = time.monotonic() + queue_wait_s(margin_s)
     for s in streams:
         s.answered.wait(max(0.0, end - time.monotonic()))
     # Let admitted streams deliver their first event before judging (a slow engine's first token).
@@ -157,6 +244,7 @@ def burst(api: Api, tier: str, body: dict[str, Any], limit: int, *, deadline_s: 
     if waiting and not result.refused:
         # Some request has no answer while the others stream: close them and see whether it is served.
         result.stopped_at = result.released_at = time.monotonic()
+        result.occupied_at_release = any(s.ended_at is None for s in result.admitted)
         stop.set()
         for s in waiting:
             s.answered.wait(deadline_s)

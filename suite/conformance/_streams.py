@@ -89,7 +89,7 @@ def read_chat_stream(
         if start is not None:
             start.wait()
         stream.sent_at = time.monotonic()
-        with api.stream("POST", CHAT, tier=tier, json=body, trace=trace) as response:
+        with api.stream("POST", CHAT, tier=tier, json=body, trace=trace, patient=False) as response:
             stream.headers_at = time.monotonic()
             stream.status = response.status_code
             stream.response = response
@@ -246,12 +246,14 @@ def probe_while_held(
     *,
     content_events: int = 0,
     attempts: int = 3,
+    margin_s: float = 0.05,
 ) -> Probe:
     """Hold ``count`` streams of ``tier``, then ``send()`` one more request; repeat until conclusive.
 
-    Conclusive means every held stream was admitted and still open when the probe's answer came, so a
-    2xx answer then proves the limit was not enforced. Each attempt starts once the key is admitted.
-    Refusals of held streams are returned as the probe (status != 200) for the caller to judge.
+    Conclusive means every held stream was admitted and still open ``margin_s`` (the path's timing
+    margin) after the probe's answer came, so a 2xx answer then proves the limit was not enforced.
+    Each attempt starts once the key is admitted. Refusals of held streams are returned as the probe
+    (status != 200) for the caller to judge.
     """
     last: Probe | None = None
     for _ in range(attempts):
@@ -266,7 +268,7 @@ def probe_while_held(
                 hold.wait_content(content_events)
             response = send()
             received = time.monotonic()
-            last = Probe(response, count, hold.open_after(received))
+            last = Probe(response, count, hold.open_after(received, margin_s))
         if last.conclusive or last.response.status_code == 429:
             break
     wait_admitted(api, tier)

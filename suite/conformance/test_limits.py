@@ -10,7 +10,8 @@ the last one the test Skips, and a MUST left unjudged makes the verdict INCONCLU
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -26,10 +27,21 @@ from suite.markers import requirement
 from suite.pace import Pace
 from suite.target import Target
 
+
+@pytest.fixture(autouse=True)
+def _judging_limits(api: Api) -> Iterator[None]:
+    """These tests judge 429s and busy answers themselves: the client's patience rule is off."""
+    with api.impatient():
+        yield
+
+
 LIMITS = {"free": 1, "pro": 3}
 INTERNAL_FLOOR = 8
 #: How long a freed slot may take to become usable again after a client hangs up.
 RELEASE_DEADLINE_S = 5.0
+#: How long the slot of a request that ended may take to be free for the next one (plus the path's
+#: margin; 000 names no moment, and the planted late release takes 8 s).
+RELEASE_GRACE_S = 1.0
 #: Bursts tried before the test Skips as inconclusive.
 BURST_ATTEMPTS = 5
 #: A held stream should last this long at the target's measured speed (within the caps below).
@@ -54,93 +66,145 @@ def _one_more(api: Api, target: Target, tier: str) -> httpx.Response:
 
 @dataclass
 class OverLimit:
-    """The bursts sent for one tier: the last one, and whether any showed a refusal below the limit."""
+    """The bursts sent for one tier: the refusal judged (if any) and what the others proved."""
 
+    #: The burst whose refusal the 429 tests judge (a refusal with the limit admitted), or the last one.
     result: BurstResult
     attempts: int
+    #: Bursts that showed a violation (over-admission, queueing, a refusal below the limit).
+    violations: list[BurstResult] = field(default_factory=list)
+    #: Why the bursts that were not judged could not be (busy answers, timing not admissible).
+    notes: list[str] = field(default_factory=list)
+
+
+#: A violation must be seen in this many bursts before it fails (a one-off may be the path's doing).
+VIOLATIONS_TO_FAIL = 2
+
+
+def _burst_once(api: Api, target: Target, tier: str, pace: Pace) -> BurstResult:
+    wait_admitted(api, tier)
+    body = hold_body(target.chat_model, pace)
+    return burst(
+        api,
+        tier,
+        body,
+        LIMITS[tier],
+        deadline_s=pace.deadline(HOLD_MAX_TOKENS),
+        margin_s=pace.margin_s,
+        # The decode time alone: a TTFT seen through a proxy holds its forwarding delay too.
+        expected_s=body["max_tokens"] / pace.tokens_per_s if pace.measured else float("inf"),
+        path_s=pace.path_s,
+    )
 
 
 def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> OverLimit:
-    """``limit + 1`` simultaneous streams of ``tier`` until one burst is conclusive (shared by the
-    429 tests)."""
+    """``limit + 1`` simultaneous streams of ``tier`` until one burst shows a refusal with the limit
+    admitted, or a violation is seen twice (shared by the 429 tests).
+
+    A burst answered 503 + Retry-After (a busy server, 000) is waited out as told (bounded) and sent
+    again; a violation seen once is sent again too, and fails only when it repeats."""
     target.key(tier)
     if target.profile != "42ai":
         disabled("tier concurrency limits are documented for the 42ai profile only (000)")
 
     def run() -> OverLimit:
-        result: BurstResult | None = None
+        over: OverLimit | None = None
         attempts = 0
         while attempts < BURST_ATTEMPTS:
             attempts += 1
-            wait_admitted(api, tier)
-            result = burst(
-                api,
-                tier,
-                hold_body(target.chat_model, pace),
-                LIMITS[tier],
-                deadline_s=pace.deadline(HOLD_MAX_TOKENS),
-            )
-            below_limit = result.refused and len(result.admitted) < LIMITS[tier]
-            if result.conclusive and not below_limit:
-                break
+            result = _burst_once(api, target, tier, pace)
+            if over is None:
+                over = OverLimit(result, attempts)
+            over.attempts = attempts
+            if result.busy:
+                wait = min(_retry_after(result), BUSY_WAIT_CAP_S)
+                over.notes.append(f"burst {attempts} was answered 503 (busy); waited {wait:g} s")
+                time.sleep(wait)
+                continue
+            if result.violation() is not None:
+                over.violations.append(result)
+                if len(over.violations) >= VIOLATIONS_TO_FAIL:
+                    break
+                # The slots a hang-up frees may take the path's margin to be free at the server.
+                time.sleep(min(RELEASE_DEADLINE_S, pace.margin_s + 0.5))
+                continue
+            if not result.timing_admissible:
+                over.notes.append(f"burst {attempts}: {result.why_not_admissible()}")
+            if result.refused:
+                over.result = result
+                if not over.violations:
+                    break
+            elif not over.result.refused:
+                over.result = result
         wait_admitted(api, tier)
-        assert result is not None
-        return OverLimit(result, attempts)
+        assert over is not None
+        return over
 
     return memo(f"over-limit-{tier}", run)
 
 
+#: At most this long is waited for a busy server between bursts (000's 503 says 30 s).
+BUSY_WAIT_CAP_S = 30.0
+
+
+def _retry_after(result: BurstResult) -> float:
+    for s in result.busy:
+        assert s.response is not None
+        try:
+            return max(0.0, float(s.response.headers["retry-after"]))
+        except ValueError:
+            continue
+    return BUSY_WAIT_CAP_S
+
+
 def _expect_refused(over: OverLimit, tier: str) -> httpx.Response:
     limit = LIMITS[tier]
-    result = over.result
-    admitted = result.admitted
-    if result.over_admitted:
+    if len(over.violations) >= VIOLATIONS_TO_FAIL:
+        first, again = over.violations[0], over.violations[-1]
         fail(
-            f"{limit + 1} requests of the {tier} tier were in flight at once and none was refused",
+            f"the {tier} tier's limit of {limit} was not enforced in {len(over.violations)} of "
+            f"{over.attempts} simultaneous bursts of {limit + 1} requests",
             expected=f"at most {limit} in flight: request {limit + 1} of a simultaneous burst refused "
             "with 429",
-            received=f"{result.max_overlap()} streams admitted and streaming at the same moment "
-            f"(burst {over.attempts})",
-            response=admitted[-1].response,
+            received=f"{first.violation()}; again: {again.violation()} (timing margin "
+            f"{again.margin_s:.2f} s for the path)",
+            response=_evidence(again),
         )
-    queued = result.queued
-    if queued is not None:
-        how = (
-            "after the other streams were closed"
-            if queued.after_release
-            else "after another stream of the key had ended"
-        )
-        waited = (queued.headers_at or queued.sent_at) - queued.sent_at
-        fail(
-            f"request {limit + 1} of the {tier} tier was queued instead of refused",
-            expected=f"HTTP 429 at once for request {limit + 1} while {limit} were in flight",
-            received=f"no answer for {waited:.2f} s, then HTTP 200 {how}",
-            response=queued.response,
-        )
+    result = over.result
     refusals = result.refused
     errors = [s.error for s in result.streams if s.error is not None]
     if not refusals:
-        if errors:
+        if errors and not over.violations:
             raise errors[0]
+        seen = (
+            f"; a violation seen once, not repeated: {over.violations[0].violation()}"
+            if over.violations
+            else ""
+        )
+        notes = f" ({'; '.join(dict.fromkeys(over.notes))})" if over.notes else ""
         pytest.skip(
-            f"inconclusive after {over.attempts} bursts: the target finished each of the {limit + 1} "
-            f"simultaneous {tier} requests before it handled the next (no moment with all in flight)"
+            f"inconclusive after {over.attempts} bursts: no refusal of the {limit + 1} simultaneous "
+            f"{tier} requests was seen, and no over-admission or queue could be proven{seen}{notes}"
         )
     refusal = refusals[0]
     assert refusal.response is not None
-    if len(admitted) < limit:
-        expect_status(
-            refusal.response,
-            200,
-            message=f"the {tier} tier was refused while only {len(admitted)} of its {limit} slots were "
-            "in use",
-        )
     expect_status(
         refusal.response,
         429,
         message=f"request {limit + 1} of the {tier} tier while {limit} were in flight was not refused",
     )
     return refusal.response
+
+
+def _evidence(result: BurstResult) -> httpx.Response | None:
+    """The response to show with a violation: the queued one, a refusal, or the last admitted."""
+    queued = result.queued
+    if queued is not None and queued.response is not None:
+        return queued.response
+    if result.refused and result.refused[0].response is not None:
+        return result.refused[0].response
+    admitted = result.admitted
+    return admitted[-1].response if admitted else None
 
 
 def _expect_probe_refused(probe: Probe, tier: str) -> httpx.Response:
@@ -218,7 +282,7 @@ def test_internal_admits_eight_concurrent(api: Api, target: Target, pace: Pace) 
 
 @requirement("LIMIT-006")
 @pytest.mark.parametrize("how", ["success", "error", "stream"])
-def test_finished_request_frees_its_slot(api: Api, target: Target, how: str) -> None:
+def test_finished_request_frees_its_slot(api: Api, target: Target, pace: Pace, how: str) -> None:
     """The free key (one slot): a request that ended (200, an error, or a stream read to its end) must
     not block the next one. The error is a model no server has (404 in the documents): quick on any
     server, whether it is refused before or after admission; either way the next request must be
@@ -234,8 +298,23 @@ def test_finished_request_frees_its_slot(api: Api, target: Target, how: str) -> 
         api.post(CHAT, chat_body("conform42-no-such-model", max_tokens=4), tier="free")
     else:
         expect_status(_one_more(api, target, "free"), 200)
-    response = _one_more(api, target, "free")
-    expect_status(response, 200, message=f"the next request after a finished one ({how}) was not admitted")
+    response = _admitted_within(api, target, RELEASE_GRACE_S + pace.margin_s)
+    expect_status(
+        response,
+        200,
+        message=f"the next request after a finished one ({how}) was not admitted within "
+        f"{RELEASE_GRACE_S + pace.margin_s:.1f} s",
+    )
+
+
+def _admitted_within(api: Api, target: Target, seconds: float) -> httpx.Response:
+    """One more free request, sent again while it is refused with 429, for at most ``seconds``."""
+    started = time.monotonic()
+    while True:
+        response = _one_more(api, target, "free")
+        if response.status_code != 429 or time.monotonic() - started > seconds:
+            return response
+        time.sleep(0.1)
 
 
 @requirement("LIMIT-007")
@@ -249,6 +328,7 @@ def test_open_stream_holds_its_slot(api: Api, target: Target, pace: Pace) -> Non
         1,
         lambda: _one_more(api, target, "free"),
         content_events=2,
+        margin_s=pace.margin_s,
     )
     _expect_probe_refused(probe, "free")
 
@@ -266,7 +346,7 @@ def test_limit_counts_across_endpoints_and_tokens(
         token = api.new_token("free")
         return api.get(MODELS, tier=None, headers={"Authorization": f"Bearer {token}"})
 
-    probe = probe_while_held(api, "free", hold_body(target.chat_model, pace), 1, send)
+    probe = probe_while_held(api, "free", hold_body(target.chat_model, pace), 1, send, margin_s=pace.margin_s)
     _expect_probe_refused(probe, "free")
 
 
@@ -284,16 +364,12 @@ def test_client_disconnect_frees_slot(api: Api, target: Target, pace: Pace) -> N
             still_open = hold.open_after(time.monotonic(), margin_s=0.0)
         if not still_open:
             continue
-        hung_up = time.monotonic()
-        while True:
-            response = _one_more(api, target, "free")
-            if response.status_code != 429 or time.monotonic() - hung_up > RELEASE_DEADLINE_S:
-                break
-            time.sleep(0.1)
+        deadline = RELEASE_DEADLINE_S + pace.margin_s
+        response = _admitted_within(api, target, deadline)
         expect_status(
             response,
             200,
-            message=f"the free key was not admitted within {RELEASE_DEADLINE_S:g} s of closing its stream",
+            message=f"the free key was not admitted within {deadline:.1f} s of closing its stream",
         )
         return
     pytest.skip("inconclusive: the stream ended by itself before the client could hang up")
