@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import httpx
 import pytest
 
-from suite.checks import disabled, expect, expect_envelope, expect_retry_after, expect_status, fail
-from suite.conformance._burst import BurstResult, burst
+from suite.checks import disabled, expect, expect_envelope, expect_retry_after, expect_status
 from suite.conformance._helpers import CHAT, EMBED, MODELS, Memo, chat_body, late
+from suite.conformance._over_limit import LIMITS, expect_refused, hold_body, over_limit
 from suite.conformance._streams import Probe, holding, probe_while_held, wait_admitted
 from suite.conformance.conftest import ResponseLog
 from suite.http import Api
@@ -35,176 +33,16 @@ def _judging_limits(api: Api) -> Iterator[None]:
         yield
 
 
-LIMITS = {"free": 1, "pro": 3}
 INTERNAL_FLOOR = 8
 #: How long a freed slot may take to become usable again after a client hangs up.
 RELEASE_DEADLINE_S = 5.0
 #: How long the slot of a request that ended may take to be free for the next one (plus the path's
 #: margin; 000 names no moment, and the planted late release takes 8 s).
 RELEASE_GRACE_S = 1.0
-#: Bursts tried before the test Skips as inconclusive.
-BURST_ATTEMPTS = 5
-#: A held stream should last this long at the target's measured speed (within the caps below).
-HOLD_SECONDS = 10.0
-HOLD_MIN_TOKENS, HOLD_MAX_TOKENS = 400, 1500
-
-
-def hold_body(model: str, pace: Pace) -> dict[str, Any]:
-    """A stream that stays open: a long answer asked for, the cap scaled to the target's speed."""
-    tokens = int(min(HOLD_MAX_TOKENS, max(HOLD_MIN_TOKENS, pace.tokens_per_s * HOLD_SECONDS)))
-    return chat_body(
-        model,
-        "Write a very long story about a lighthouse keeper and the sea, at least 2000 words.",
-        max_tokens=tokens,
-        stream=True,
-    )
 
 
 def _one_more(api: Api, target: Target, tier: str) -> httpx.Response:
     return api.post(CHAT, chat_body(target.chat_model, max_tokens=1), tier=tier)
-
-
-@dataclass
-class OverLimit:
-    """The bursts sent for one tier: the refusal judged (if any) and what the others proved."""
-
-    #: The burst whose refusal the 429 tests judge (a refusal with the limit admitted), or the last one.
-    result: BurstResult
-    attempts: int
-    #: Bursts that showed a violation (over-admission, queueing, a refusal below the limit).
-    violations: list[BurstResult] = field(default_factory=list)
-    #: Why the bursts that were not judged could not be (busy answers, timing not admissible).
-    notes: list[str] = field(default_factory=list)
-
-
-#: A violation must be seen in this many bursts before it fails (a one-off may be the path's doing).
-VIOLATIONS_TO_FAIL = 2
-
-
-def _burst_once(api: Api, target: Target, tier: str, pace: Pace) -> BurstResult:
-    wait_admitted(api, tier)
-    body = hold_body(target.chat_model, pace)
-    return burst(
-        api,
-        tier,
-        body,
-        LIMITS[tier],
-        deadline_s=pace.deadline(HOLD_MAX_TOKENS),
-        margin_s=pace.margin_s,
-        # The decode time alone: a TTFT seen through a proxy holds its forwarding delay too.
-        expected_s=body["max_tokens"] / pace.tokens_per_s if pace.measured else float("inf"),
-        path_s=pace.path_s,
-    )
-
-
-def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> OverLimit:
-    """``limit + 1`` simultaneous streams of ``tier`` until one burst shows a refusal with the limit
-    admitted, or a violation is seen twice (shared by the 429 tests).
-
-    A burst answered 503 + Retry-After (a busy server, 000) is waited out as told (bounded) and sent
-    again; a violation seen once is sent again too, and fails only when it repeats."""
-    target.key(tier)
-    if target.profile != "42ai":
-        disabled("tier concurrency limits are documented for the 42ai profile only (000)")
-
-    def run() -> OverLimit:
-        over: OverLimit | None = None
-        attempts = 0
-        while attempts < BURST_ATTEMPTS:
-            attempts += 1
-            result = _burst_once(api, target, tier, pace)
-            if over is None:
-                over = OverLimit(result, attempts)
-            over.attempts = attempts
-            if result.busy:
-                wait = min(_retry_after(result), BUSY_WAIT_CAP_S)
-                over.notes.append(f"burst {attempts} was answered 503 (busy); waited {wait:g} s")
-                time.sleep(wait)
-                continue
-            if result.violation() is not None:
-                over.violations.append(result)
-                if len(over.violations) >= VIOLATIONS_TO_FAIL:
-                    break
-                # The slots a hang-up frees may take the path's margin to be free at the server.
-                time.sleep(min(RELEASE_DEADLINE_S, pace.margin_s + 0.5))
-                continue
-            if not result.timing_admissible:
-                over.notes.append(f"burst {attempts}: {result.why_not_admissible()}")
-            if result.refused:
-                over.result = result
-                if not over.violations:
-                    break
-            elif not over.result.refused:
-                over.result = result
-        wait_admitted(api, tier)
-        assert over is not None
-        return over
-
-    return memo(f"over-limit-{tier}", run)
-
-
-#: At most this long is waited for a busy server between bursts (000's 503 says 30 s).
-BUSY_WAIT_CAP_S = 30.0
-
-
-def _retry_after(result: BurstResult) -> float:
-    for s in result.busy:
-        assert s.response is not None
-        try:
-            return max(0.0, float(s.response.headers["retry-after"]))
-        except ValueError:
-            continue
-    return BUSY_WAIT_CAP_S
-
-
-def _expect_refused(over: OverLimit, tier: str) -> httpx.Response:
-    limit = LIMITS[tier]
-    if len(over.violations) >= VIOLATIONS_TO_FAIL:
-        first, again = over.violations[0], over.violations[-1]
-        fail(
-            f"the {tier} tier's limit of {limit} was not enforced in {len(over.violations)} of "
-            f"{over.attempts} simultaneous bursts of {limit + 1} requests",
-            expected=f"at most {limit} in flight: request {limit + 1} of a simultaneous burst refused "
-            "with 429",
-            received=f"{first.violation()}; again: {again.violation()} (timing margin "
-            f"{again.margin_s:.2f} s for the path)",
-            response=_evidence(again),
-        )
-    result = over.result
-    refusals = result.refused
-    errors = [s.error for s in result.streams if s.error is not None]
-    if not refusals:
-        if errors and not over.violations:
-            raise errors[0]
-        seen = (
-            f"; a violation seen once, not repeated: {over.violations[0].violation()}"
-            if over.violations
-            else ""
-        )
-        notes = f" ({'; '.join(dict.fromkeys(over.notes))})" if over.notes else ""
-        pytest.skip(
-            f"inconclusive after {over.attempts} bursts: no refusal of the {limit + 1} simultaneous "
-            f"{tier} requests was seen, and no over-admission or queue could be proven{seen}{notes}"
-        )
-    refusal = refusals[0]
-    assert refusal.response is not None
-    expect_status(
-        refusal.response,
-        429,
-        message=f"request {limit + 1} of the {tier} tier while {limit} were in flight was not refused",
-    )
-    return refusal.response
-
-
-def _evidence(result: BurstResult) -> httpx.Response | None:
-    """The response to show with a violation: the queued one, a refusal, or the last admitted."""
-    queued = result.queued
-    if queued is not None and queued.response is not None:
-        return queued.response
-    if result.refused and result.refused[0].response is not None:
-        return result.refused[0].response
-    admitted = result.admitted
-    return admitted[-1].response if admitted else None
 
 
 def _expect_probe_refused(probe: Probe, tier: str) -> httpx.Response:
@@ -228,18 +66,18 @@ def _expect_probe_refused(probe: Probe, tier: str) -> httpx.Response:
 
 @requirement("LIMIT-001")
 def test_free_second_concurrent_request_is_429(api: Api, memo: Memo, target: Target, pace: Pace) -> None:
-    _expect_refused(over_limit(api, memo, target, "free", pace), "free")
+    expect_refused(over_limit(api, memo, target, "free", pace), "free")
 
 
 @requirement("LIMIT-002")
 def test_pro_fourth_concurrent_request_is_429(api: Api, memo: Memo, target: Target, pace: Pace) -> None:
-    _expect_refused(over_limit(api, memo, target, "pro", pace), "pro")
+    expect_refused(over_limit(api, memo, target, "pro", pace), "pro")
 
 
 @requirement("LIMIT-004")
 @pytest.mark.parametrize("tier", ["free", "pro"])
 def test_429_retry_after_is_5(api: Api, memo: Memo, target: Target, pace: Pace, tier: str) -> None:
-    expect_retry_after(_expect_refused(over_limit(api, memo, target, tier, pace), tier), 5)
+    expect_retry_after(expect_refused(over_limit(api, memo, target, tier, pace), tier), 5)
 
 
 @requirement("ERR-010")
@@ -250,7 +88,7 @@ def test_429_type_is_rate_limit_exceeded(
     reach on purpose, so there every 429 the session saw is judged (Skip when none was)."""
     if target.profile == "42ai":
         tier = "free" if target.has_key("free") else "pro"
-        seen = [_expect_refused(over_limit(api, memo, target, tier, pace), tier)]
+        seen = [expect_refused(over_limit(api, memo, target, tier, pace), tier)]
     else:
         seen = response_log.with_status(429)
         if not seen:
