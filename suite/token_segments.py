@@ -10,7 +10,12 @@ import base64
 import json
 from typing import Any
 
-__all__ = ["b64url_decode", "b64url_encode", "unverified_claims"]
+__all__ = ["JWE_SEGMENTS", "JWS_SEGMENTS", "b64url_decode", "b64url_encode", "unverified_claims"]
+
+#: A compact JWS (signed: header.payload.signature) and a compact JWE (encrypted: header.key.iv.
+#: ciphertext.tag) by their number of dot-separated segments (RFC 7515, RFC 7516); a JWT is either.
+JWS_SEGMENTS = 3
+JWE_SEGMENTS = 5
 
 
 def b64url_encode(data: bytes) -> str:
