@@ -9,13 +9,16 @@ generation: hypothesis never sees a failure, so it never replays an example and 
 Which judge feeds which requirement, and why MUSTs use no spec-derived check:
 
 * ERR-006 (MUST, invalid input never gets a 5xx): generated *invalid* data whose body also breaks the
-  *documented* schema (the spec with every ``x-conform42-inferred`` keyword removed), answered 5xx.
+  *documented* schema (the spec with every ``x-conform42-inferred`` keyword removed), answered 5xx. A
+  503 with ``Retry-After`` (000: a server short of GPU memory) is no verdict on the input: not judged.
   Input invalid only by a constraint we inferred is not "invalid client input" in the documents' words.
 * ``INVALID_REJECTED`` (SHOULD, invalid input is rejected with a 4xx): schemathesis's
   ``negative_data_rejection`` on the full spec, and a negative request that got no answer in time.
-* ERR-001 (MUST, fortytwo: 400/401/404/429/500 bodies) / ERR-002 (SHOULD, 42ai: every error but 422):
-  the documented envelope ``{"error": {"message": str, "type": str}}``, checked by its words.
-* ERR-005 (MUST, fortytwo) / ERR-004 (SHOULD, 42ai): a 422 body's ``detail`` items have loc, msg, type.
+* ERR-001 (MUST, fortytwo: 400/401/404/429/500 bodies of POST /v1/chat/completions) / ERR-002
+  (SHOULD, 42ai: every error but 422): the documented envelope ``{"error": {"message": str, "type":
+  str}}``, checked by its words.
+* ERR-005 (MUST, fortytwo) / ERR-004 (SHOULD, 42ai): a 422 body's ``detail`` items have loc, msg, type
+  (ERR-005: detail optional, as 002 requires no member; ERR-004: a non-empty detail).
 * SPEC-001: status codes, content types and headers the spec declares (schemathesis's checks).
 * SPEC-002: 2xx bodies match the declared schema (schemathesis's ``response_schema_conformance``).
 * SPEC-003: valid data is not rejected with 400 or 422 (the statement's words), and a valid request is
@@ -41,7 +44,7 @@ from referencing.jsonschema import DRAFT202012
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.failures import FailureGroup
 
-from suite.checks import ConformanceFailure
+from suite.checks import ConformanceFailure, is_busy_503, is_validation_error
 from suite.curl import scrub
 from suite.openapi import load_spec, operation
 
@@ -71,6 +74,8 @@ INVALID_REJECTED = "ERR-013"
 ENVELOPE = {"42ai": "ERR-002", "fortytwo": "ERR-001"}
 #: The statuses 002 declares with the envelope (ERR-001); the 42ai rule (ERR-002) covers every error.
 _FORTYTWO_ENVELOPE_STATUSES = frozenset({400, 401, 404, 429, 500})
+#: ... for the one operation it documents (GET /v1/models is only named by 001).
+_FORTYTWO_ENVELOPE_OPERATION = "POST /v1/chat/completions"
 VALIDATION_BODY = {"42ai": "ERR-004", "fortytwo": "ERR-005"}
 SPEC_STATUS, SPEC_BODY, SPEC_ACCEPTS = "SPEC-001", "SPEC-002", "SPEC-003"
 
@@ -277,6 +282,8 @@ class ExchangeJudge:
         body = getattr(case, "body", None)
         if isinstance(body, dict | list) and documented_body_valid(self.profile, label, body) is True:
             return  # invalid only by a constraint we inferred: not "invalid client input" per the documents
+        if is_busy_503(response.status_code, response.headers.keys()):
+            return  # a busy server's 503 + Retry-After (000) is no verdict on the input
         if response.status_code < 500:
             self.findings.judged_one(INVALID_NO_5XX, label)
             return
@@ -310,8 +317,10 @@ class ExchangeJudge:
 
     def _envelope(self, label: str, response: schemathesis.Response) -> None:
         status = response.status_code
-        if self.profile == "fortytwo" and status not in _FORTYTWO_ENVELOPE_STATUSES:
-            return  # ERR-001 names these statuses; another one is judged by SPEC-001
+        if self.profile == "fortytwo" and (
+            status not in _FORTYTWO_ENVELOPE_STATUSES or label != _FORTYTWO_ENVELOPE_OPERATION
+        ):
+            return  # ERR-001 names these statuses of 002's one operation; the rest is SPEC-001's
         requirement = ENVELOPE[self.profile]
         body = _json_body(response)
         error = body.get("error") if isinstance(body, dict) else None
@@ -332,19 +341,9 @@ class ExchangeJudge:
 
     def _validation_body(self, label: str, response: schemathesis.Response) -> None:
         requirement = VALIDATION_BODY[self.profile]
-        body = _json_body(response)
-        detail = body.get("detail") if isinstance(body, dict) else None
-
-        def item_ok(item: Any) -> bool:
-            return (
-                isinstance(item, dict)
-                and isinstance(item.get("loc"), list)
-                and all(isinstance(p, str | int) and not isinstance(p, bool) for p in item["loc"])
-                and isinstance(item.get("msg"), str)
-                and isinstance(item.get("type"), str)
-            )
-
-        if isinstance(detail, list) and all(item_ok(item) for item in detail):
+        # ERR-005 (MUST) by 002's words: detail is optional, its items need loc, msg and type. ERR-004
+        # (the 42ai SHOULD) asks for a non-empty detail, which says what was wrong.
+        if is_validation_error(_json_body(response), detail_required=requirement == VALIDATION_BODY["42ai"]):
             self.findings.judged_one(requirement, label)
             return
         self._wrong_body(
