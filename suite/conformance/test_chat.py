@@ -87,6 +87,10 @@ def test_completion_ids_are_unique(api: Api, memo: Memo, target: Target, tier: s
     )
 
 
+#: CHAT-023's tolerance between a completion's created and the client's clock (seconds).
+CREATED_WINDOW_S = 86400.0
+
+
 def _expect_metadata(
     response: httpx.Response, body: dict[str, Any], *, created_window_s: float | None
 ) -> None:
@@ -125,8 +129,15 @@ def _expect_metadata(
 
 @requirement("CHAT-005")
 def test_completion_object_created_model(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    """The members and their types, as 001 and 002 state them; the clock is CHAT-023's (a SHOULD)."""
     response, body = chat_completion(api, memo, target, tier)
-    _expect_metadata(response, body, created_window_s=86400)
+    _expect_metadata(response, body, created_window_s=None)
+
+
+@requirement("CHAT-023")
+def test_created_is_near_the_client_clock(api: Api, memo: Memo, target: Target, tier: str) -> None:
+    response, body = chat_completion(api, memo, target, tier)
+    _expect_metadata(response, body, created_window_s=CREATED_WINDOW_S)
 
 
 @requirement("CHAT-006")

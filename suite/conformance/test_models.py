@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from suite.checks import expect, expect_envelope, expect_status, fail
+from suite.checks import excerpt, expect, expect_envelope, expect_status, fail
 from suite.conformance._helpers import (
     CHAT,
     EMBED,
@@ -21,6 +21,7 @@ from suite.conformance._helpers import (
     json_object,
     json_or_none,
 )
+from suite.features import skip_unless_image_taken
 from suite.http import Api
 from suite.markers import requirement
 from suite.target import DOCUMENTED_MODELS, Target
@@ -54,31 +55,39 @@ def test_tier_may_use_documented_model(api: Api, model: str, tier: str) -> None:
     expect_status(response, 200, message=f"the {tier} tier could not use {model}, which 000 grants it")
 
 
-def listed_ids(api: Api, memo: Memo, tier: str) -> tuple[httpx.Response, list[str]]:
-    def fetch() -> tuple[httpx.Response, list[str]]:
+def model_list(api: Api, memo: Memo, tier: str) -> tuple[httpx.Response, dict[str, Any]]:
+    """``GET /v1/models`` answered with a JSON object (001 names the endpoint, not its status or shape)."""
+
+    def fetch() -> tuple[httpx.Response, dict[str, Any]]:
         response = api.get(MODELS, tier=tier)
-        expect_status(response, 200, message="GET /v1/models failed")
-        body = json_object(response, "the model list")
-        data = body.get("data")
         expect(
-            isinstance(data, list) and all(isinstance(m, dict) for m in data),
-            "GET /v1/models has no data array of model objects",
-            expected='{"object": "list", "data": [{"id": ...}, ...]}',
-            received=json.dumps(body)[:200],
+            response.is_success,
+            "GET /v1/models failed",
+            expected="a 2xx status (200 expected)",
+            received=f"HTTP {response.status_code}",
             response=response,
         )
-        assert isinstance(data, list)
-        return response, [m.get("id") for m in data]
+        return response, json_object(response, "the model list")
 
     return memo(f"models-{tier}", fetch)
+
+
+def listed_ids(api: Api, memo: Memo, tier: str) -> tuple[httpx.Response, list[str] | None]:
+    """The ids of the OpenAI-style list's model objects (items that are not an object with a string id
+    are passed over); None when the answer has no ``data`` array to read them from."""
+    response, body = model_list(api, memo, tier)
+    data = body.get("data")
+    if not isinstance(data, list):
+        return response, None
+    return response, [m["id"] for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
 
 
 @requirement("MODEL-007")
 def test_model_list_covers_documented_models(api: Api, memo: Memo, target: Target) -> None:
     target.key("pro")  # the requirement is about the pro listing: Disabled without a pro key
-    response, ids = listed_ids(api, memo, "pro")
-    body: dict[str, Any] = response.json()
-    missing = sorted(set(DOCUMENTED_MODELS) - set(ids))
+    response, body = model_list(api, memo, "pro")
+    _response, ids = listed_ids(api, memo, "pro")
+    missing = sorted(set(DOCUMENTED_MODELS) - set(ids or ()))
     expect(
         body.get("object") == "list" and not missing,
         "GET /v1/models does not list the documented models",
@@ -118,12 +127,14 @@ def test_unknown_model_is_404(api: Api, memo: Memo, tier: str) -> None:
 
 @requirement("MODEL-010")
 def test_model_list_has_models(api: Api, memo: Memo, target: Target) -> None:
+    """Its statement: at least one model object with a non-empty string id (other items, such as a
+    listing's extra entries of another kind, are not judged)."""
     response, ids = listed_ids(api, memo, first_tier(target))
     expect(
-        ids and all(isinstance(i, str) and i for i in ids),
-        "GET /v1/models lists no model with a string id",
-        expected="at least one model object with a non-empty string id",
-        received=f"ids {ids!r}",
+        response.status_code == 200 and any(ids or ()),
+        "GET /v1/models lists no model object with a string id",
+        expected='HTTP 200, {"data": [{"id": <non-empty string>, ...}, ...]} with at least one such item',
+        received=f"HTTP {response.status_code}, ids {ids!r}" if ids is not None else excerpt(response, 200),
         response=response,
     )
 
@@ -136,7 +147,11 @@ def test_a_listed_model_chats(api: Api, memo: Memo, target: Target) -> None:
     restriction is not mistaken for a refusal of the model."""
     tier = first_tier(target, ("internal", "pro", "free"))
     _response, ids = listed_ids(api, memo, tier)
-    candidates = [str(m) for m in ids if isinstance(m, str) and m]
+    if ids is None:
+        # 001 names the endpoint, not its shape: a listing that is not an OpenAI-style list (MODEL-010,
+        # a SHOULD, judges that) gives the suite no id to try.
+        pytest.skip("GET /v1/models has no data array of model objects to take ids from (see MODEL-010)")
+    candidates = [m for m in ids if m]
     candidates.sort(key=lambda m: m != target.chat_model)  # stable: the chat model first, then list order
     refused: list[str] = []
     last: httpx.Response | None = None
@@ -174,6 +189,7 @@ def test_vision_model_takes_an_image(api: Api, target: Target) -> None:
         ],
     }
     response = api.post(CHAT, body, tier=tier)
+    skip_unless_image_taken(target, target.image_url, response, "the 42-vision chat request")
     expect_status(response, 200, message="a 42-vision chat request with an image was not accepted")
     completion = json_object(response, "the 42-vision completion")
     choices = completion.get("choices")

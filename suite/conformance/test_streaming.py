@@ -21,7 +21,14 @@ from suite.sse import SseTranscript, read_stream
 from suite.target import Target
 
 FINISH_REASONS = ("stop", "length", "content_filter")
-STREAM_DEADLINE_S = 60.0
+#: The completion cap of the session's two streams.
+STREAM_MAX_TOKENS = 16
+
+
+def stream_deadline(api: Api, target: Target, max_tokens: int = STREAM_MAX_TOKENS) -> float:
+    """How long reading a stream of ``max_tokens`` may take: what the target's measured speed gives (the
+    session's ``pace`` fixture sets ``api.pace``; ``suite.pace``), never less than the request timeout."""
+    return api.pace.deadline(max_tokens) if api.pace is not None else target.timeout
 
 
 def transcript(
@@ -31,9 +38,11 @@ def transcript(
         extra: dict[str, Any] = {"stream": True}
         if include_usage:
             extra["stream_options"] = {"include_usage": True}
-        body = chat_body(target.chat_model, "Tell me a story in two sentences.", max_tokens=16, **extra)
+        body = chat_body(
+            target.chat_model, "Tell me a story in two sentences.", max_tokens=STREAM_MAX_TOKENS, **extra
+        )
         with api.stream("POST", CHAT, tier=tier, json=body) as response:
-            return read_stream(response, deadline_s=STREAM_DEADLINE_S)
+            return read_stream(response, deadline_s=stream_deadline(api, target))
 
     return memo(f"stream-{tier}-{include_usage}", fetch)
 
