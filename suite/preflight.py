@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from suite.checks import ConformanceFailure, TargetUnreachable
-from suite.features import listed_models, with_models
+from suite.features import listed_models, pick_chat_model, with_models
 from suite.http import TOKEN_PATH, Api, task_token
 from suite.target import TIERS, Target
 
@@ -192,11 +192,12 @@ def _discover(
         )
     ids = listed_models(response)
     found = with_models(target, ids, chat=chat, embed=embed)
-    if chat is None and not any("embed" not in m.lower() for m in ids):
+    if chat is None and pick_chat_model(ids) is None:
         return found, Findings(
             problems=[
                 f"GET {target.base_url}{MODELS_PATH} (HTTP {response.status_code}) lists no chat model to "
-                "test with: pass --chat-model (and --embed-model if the target has one)"
+                "test with (only ids that name embedding, rerank, speech, moderation or image models): "
+                "pass --chat-model (and --embed-model if the target has one)"
             ]
         )
     return found, Findings()

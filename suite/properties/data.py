@@ -1,8 +1,8 @@
 """Generated data of the property tests: kept cheap for a real inference server, completed when valid.
 
-``max_tokens`` and ``max_completion_tokens`` are capped, ``stream`` is false, a batch holds at most two
-tasks. Positive requests name the target's model half of the time, or nearly every valid request would
-be a 404.
+``max_tokens`` and ``max_completion_tokens`` are capped, ``stream`` is false (so valid data carries no
+``stream_options``), a batch holds at most two tasks. Positive requests name the target's model half of
+the time, or nearly every valid request would be a 404.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import Case as _Case
 from schemathesis.schemas import BaseSchema
 
-from suite.samples import PIPELINE_TEMPLATE, PNG_DATA_URL
+from suite.samples import PIPELINE_TEMPLATE
 from suite.target import Target
 
 __all__ = ["MAX_BATCH_TASKS", "MAX_TOKENS_CAP", "Case", "is_positive", "register_hooks"]
@@ -109,6 +109,11 @@ def register_hooks(schema: BaseSchema, target: Target) -> None:
             return st.just(case)
         if "messages" in body:
             body["messages"] = _complete_messages(body["messages"])
+        if body.get("stream") is not True:
+            # stream_options only means something for a stream, and OpenAI and vLLM refuse it without
+            # stream true (400 "Stream options can only be defined when `stream=True`"), a dependency
+            # the spec cannot state. Every generated request is unstreamed, so valid data leaves it out.
+            body.pop("stream_options", None)
         if isinstance(body.get("response_format"), dict):
             # The spec can require a `type`, not "a JSON Schema a grammar engine can compile": generated
             # json_schema payloads are noise any engine may refuse, so valid data asks for plain text.
@@ -128,9 +133,10 @@ def register_hooks(schema: BaseSchema, target: Target) -> None:
             def with_template(use_known: bool) -> Case:
                 # The documented template needs a real image; random input for it is invalid in a way
                 # the spec cannot express. An unknown (generated) template name is a declared 404.
-                known = {"template": PIPELINE_TEMPLATE, "input": {"image_url": PNG_DATA_URL}}
+                known = {"template": PIPELINE_TEMPLATE, "input": {"image_url": target.image_url}}
                 # The documented template with any other input (000's own example included: an https
-                # image the target may be unable to fetch) gets the data: URL image as well.
+                # image the target may be unable to fetch) gets the suite's image (--image-url; by
+                # default a data: URL) as well.
                 use_known = use_known or body.get("template") == PIPELINE_TEMPLATE
                 case.body = {**body, **known} if use_known else body
                 return case
