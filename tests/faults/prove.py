@@ -4,6 +4,8 @@
     python -m tests.faults.prove --faults a,b --jobs 1
     python -m tests.faults.prove --requirements-only   # only the tests of each fault's requirements
     python -m tests.faults.prove --clean-runs 5        # false failures against the clean server
+    python -m tests.faults.prove --liberties all       # faults and planted liberties: recall | precision
+    python -m tests.faults.prove --liberties a,b --no-faults --jobs 1
 
 For each fault: start ``python -m tests.faults.serve --fault NAME`` on a free loopback port, run the
 suite against it as a subprocess with a timeout, read ``DIR/results.json`` and record
@@ -15,7 +17,9 @@ suite against it as a subprocess with a timeout, read ``DIR/results.json`` and r
 * otherwise **undetected**, listed with the outcomes of its requirements.
 
 The mutation score is caught / planted, per area and overall. A JSON summary is written beside the
-per-fault report folders.
+per-fault report folders. ``--liberties`` also runs the planted liberties (``liberties_prove.py``: the
+suite with its default gate against variations the documents allow; passed = CONFORMANT with no MUST
+Fail or Error) and prints both scores on one line.
 """
 
 from __future__ import annotations
@@ -162,10 +166,13 @@ def suite_command(
     keys: dict[str, str] | None = None,
     extra: Sequence[str] = (),
     profile: str = "42ai",
+    *,
+    gate: str | None = "may",
+    name_models: bool = True,
 ) -> list[str]:
+    """The ``conform42 run`` command line. ``gate=None``: the default gate (MUST), as the planted
+    liberties are judged; ``name_models=False``: the suite finds the models itself, as a user's run."""
     keys = keys or {str(tier): key for tier, key in DEMO_KEYS.items()}
-    # --gate may: the verdict gates on every level, so a fault that breaks only a SHOULD is caught too
-    # (by default the verdict reads MUST requirements only).
     command = [
         sys.executable,
         "-m",
@@ -177,14 +184,17 @@ def suite_command(
         profile,
         "--report",
         str(report_dir),
-        "--gate",
-        "may",
     ]
+    # --gate may: the verdict gates on every level, so a fault that breaks only a SHOULD is caught too
+    # (by default the verdict reads MUST requirements only).
+    if gate is not None:
+        command += ["--gate", gate]
     for tier in ("free", "pro", "internal"):
         command += [f"--key-{tier}", keys[tier]]
     # The fault servers serve the documented IDs in either flavour. Naming them keeps a fault that breaks
     # GET /v1/models (judged by the MODEL tests) from stopping a fortytwo run at its model discovery.
-    command += ["--chat-model", "42-general", "--embed-model", "42-embed"]
+    if name_models:
+        command += ["--chat-model", "42-general", "--embed-model", "42-embed"]
     ids = list(requirements)
     if ids:
         command += ["--requirements", " or ".join(ids)]
@@ -603,6 +613,18 @@ def _parser() -> argparse.ArgumentParser:
         help=f"per-run report folders and the summary (default {DEFAULT_WORK_DIR})",
     )
     parser.add_argument("--list", action="store_true", help="print the fault catalogue and exit")
+    parser.add_argument(
+        "--liberties",
+        metavar="NAMES",
+        help="also prove these planted liberties (comma-separated, or all); with --requirements-only "
+        "each run is limited to the tests the liberty shows in",
+    )
+    parser.add_argument("--no-faults", action="store_true", help="with --liberties: the liberties only")
+    parser.add_argument(
+        "--list-liberties",
+        action="store_true",
+        help="print the liberty catalogue (Markdown, as in the README) and exit",
+    )
     return parser
 
 
@@ -619,7 +641,12 @@ def _interrupt(signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.list:
+    if args.list_liberties:
+        from tests.faults.liberties_report import markdown_table  # lazily: the liberties import prove
+
+        print(markdown_table())
+        return 0
+    if args.list and not args.liberties:
         for f in FAULTS.values():
             print(f"{f.name:<34} {f.area:<11} {' '.join(f.requirements):<28} {f.description}")
         return 0
@@ -634,11 +661,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(args: argparse.Namespace) -> int:
+    from tests.faults import liberties_report  # lazily: it imports this module
+
     try:
-        faults = [] if args.clean_runs and not (args.faults or args.area) else _selected(args)
+        only_other = (args.clean_runs or args.no_faults) and not (args.faults or args.area)
+        faults = [] if only_other else _selected(args)
+        liberties = liberties_report.selected(args.liberties)
     except KeyError as exc:
         print(f"prove: {exc.args[0]}", file=sys.stderr)
         return 2
+    if args.list:
+        print(liberties_report.plain_list(liberties))
+        return 0
     args.work_dir.mkdir(parents=True, exist_ok=True)
     work_dir = Path(tempfile.mkdtemp(prefix="prove-", dir=args.work_dir))
 
@@ -669,12 +703,18 @@ def _main(args: argparse.Namespace) -> int:
         if args.clean_runs
         else None
     )
+    freedoms = liberties_report.run(liberties, work_dir, args) if liberties else []
     report = summary(results, clean)
+    if liberties:
+        report["liberties"] = liberties_report.summary(freedoms)
     out = work_dir / "summary.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(render(results, clean))
+    if liberties:
+        print(liberties_report.render(freedoms))
+        print(liberties_report.score_line(score(results)[1] if results else None, freedoms))
     print(f"Summary: {out}")
-    missed = any(not r.caught for r in results)
+    missed = any(not r.caught for r in results) or any(not r.passed for r in freedoms)
     return 1 if missed or (clean is not None and not clean.clean) else 0
 
 
