@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: help venv vllm browser serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-zero-delay prove-meta clean
+.PHONY: help venv vllm browser serve test test-fast lint conformance requirements prove prove-fast prove-clean prove-zero-delay prove-meta prove-liberties clean
 
 help:
 	@echo "make conformance  set up, run the suite against the bundled reference server, write the report"
@@ -83,8 +83,13 @@ conformance: vllm
 # where the limit tests must judge by a simultaneous burst instead of a slow stream.
 ZERO_DELAY_FAULTS := limit_free_over_admission,limit_pro_over_admission,limit_pro_429_too_early,limit_429_no_retry_after,limit_429_wrong_retry_after,err_429_wrong_type
 prove: venv
-	$(BIN)/python -m tests.faults.prove --jobs 2
+	$(BIN)/python -m tests.faults.prove --jobs 2 --liberties all
 	$(MAKE) prove-zero-delay
+
+# The planted liberties only (tests/faults/liberties*.py): the suite, default gate, against each variation
+# the documents allow, one at a time (several of them time the server); prints liberties passed.
+prove-liberties: venv
+	$(BIN)/python -m tests.faults.prove --jobs 1 --liberties all --no-faults
 
 prove-zero-delay: venv
 	$(BIN)/python -m tests.faults.prove --jobs 2 --requirements-only --sim-token-delay 0 --faults $(ZERO_DELAY_FAULTS)
