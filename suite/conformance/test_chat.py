@@ -32,9 +32,8 @@ def _first_choice(response: httpx.Response, body: dict[str, Any]) -> dict[str, A
         received=f"choices: {json.dumps(choices)[:200]}",
         response=response,
     )
-    assert isinstance(choices, list)
-    first: dict[str, Any] = choices[0]
-    return first
+    assert isinstance(choices, list) and isinstance(choices[0], dict)
+    return choices[0]
 
 
 def _is_int(value: object) -> bool:
@@ -87,13 +86,7 @@ def test_completion_ids_are_unique(api: Api, memo: Memo, target: Target, tier: s
     )
 
 
-#: CHAT-023's tolerance between a completion's created and the client's clock (seconds).
-CREATED_WINDOW_S = 86400.0
-
-
-def _expect_metadata(
-    response: httpx.Response, body: dict[str, Any], *, created_window_s: float | None
-) -> None:
+def _expect_metadata(response: httpx.Response, body: dict[str, Any]) -> None:
     created = body.get("created")
     expect(
         body.get("object") == "chat.completion",
@@ -109,15 +102,6 @@ def _expect_metadata(
         received=f"created: {created!r}",
         response=response,
     )
-    if created_window_s is not None:
-        assert isinstance(created, int)
-        expect(
-            abs(created - time.time()) <= created_window_s,
-            "the completion's created is not a Unix timestamp in seconds near now",
-            expected=f"within {created_window_s:g} s of the client clock ({int(time.time())})",
-            received=f"created: {created}",
-            response=response,
-        )
     expect(
         isinstance(body.get("model"), str) and body["model"],
         "the completion names no model",
@@ -129,21 +113,26 @@ def _expect_metadata(
 
 @requirement("CHAT-005")
 def test_completion_object_created_model(api: Api, memo: Memo, target: Target, tier: str) -> None:
-    """The members and their types, as 001 and 002 state them; the clock is CHAT-023's (a SHOULD)."""
-    response, body = chat_completion(api, memo, target, tier)
-    _expect_metadata(response, body, created_window_s=None)
+    _expect_metadata(*chat_completion(api, memo, target, tier))  # the clock is CHAT-023's (a SHOULD)
 
 
 @requirement("CHAT-023")
 def test_created_is_near_the_client_clock(api: Api, memo: Memo, target: Target, tier: str) -> None:
     response, body = chat_completion(api, memo, target, tier)
-    _expect_metadata(response, body, created_window_s=CREATED_WINDOW_S)
+    _expect_metadata(response, body)
+    expect(  # our tolerance: a day rejects milliseconds and zero without depending on clock sync
+        abs(body["created"] - time.time()) <= 86400,
+        "the completion's created is not a Unix timestamp in seconds near now",
+        expected=f"within 86400 s of the client clock ({int(time.time())})",
+        received=f"created: {body['created']}",
+        response=response,
+    )
 
 
 @requirement("CHAT-006")
 def test_42ai_completion_has_openai_members(api: Api, memo: Memo, target: Target, tier: str) -> None:
     response, body = chat_completion(api, memo, target, tier)
-    _expect_metadata(response, body, created_window_s=None)
+    _expect_metadata(response, body)
     _expect_choice_indexes(response, body)
 
 
