@@ -27,6 +27,12 @@ finished one stream before the next request even reached it did nothing wrong, t
 which the path was still relaying the first stream, saw them overlap. A burst whose timing is not
 admissible can still be judged by its refusals.
 
+The path is measured during the burst too: a control thread sends ``GET /v1/models`` without credentials
+(any answer counts) one after another while the burst runs. A proxy whose event loop is busy relaying
+the burst's streams answers it late, and then the burst's margin and path grow to the slowest control
+round trip (``BurstControl``): a request the proxy did not even read for seconds is not one the server
+queued.
+
 A 503 with ``Retry-After`` among the answers (000: the server is out of GPU memory) voids the burst: it
 is no verdict on the concurrency limit. Only when none of these is seen (the streams did not overlap:
 the target finished each before it even looked at the next) is the attempt inconclusive; the caller
@@ -41,10 +47,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from suite.conformance._helpers import MODELS
 from suite.conformance._streams import ChatStream, read_chat_stream
 from suite.http import Api
+from suite.pace import PATH_FACTOR
 
-__all__ = ["BurstResult", "BurstStream", "burst"]
+__all__ = ["BurstControl", "BurstResult", "BurstStream", "burst"]
 
 #: How long the burst waits for every request's first answer before it suspects a queue (at least; a
 #: slow path raises it, see ``queue_wait_s``).
@@ -54,6 +62,49 @@ QUEUE_WAIT_S = 5.0
 MARGIN_S = 0.05
 #: A timing judgement needs a held stream expected to last this many of the path's round trips.
 ADMISSIBLE_FACTOR = 3.0
+
+
+#: Pause between two control round trips of a burst.
+CONTROL_PERIOD_S = 0.2
+
+
+class BurstControl:
+    """Round trips of ``GET /v1/models`` (no credentials) sent one after another while a burst runs: the
+    path's delay at the moment of the judgement (see the module docstring)."""
+
+    def __init__(self, api: Api, timeout_s: float) -> None:
+        self.api = api
+        self.timeout_s = timeout_s
+        self.slowest = 0.0
+        self._started: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="conform42-burst-control")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._started = time.monotonic()
+            try:
+                self.api.send("GET", MODELS, timeout=self.timeout_s)
+            except Exception:
+                self.slowest = max(self.slowest, self.timeout_s)  # no answer at all: the path is stalled
+                return
+            finally:
+                self.slowest = max(self.slowest, time.monotonic() - self._started)
+                self._started = None
+            self._stop.wait(CONTROL_PERIOD_S)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> float:
+        """Stop; the slowest round trip seen, counting one still unanswered as lasting until now."""
+        started = self._started
+        pending = time.monotonic() - started if started is not None else 0.0
+        self._stop.set()
+        return max(self.slowest, pending)
+
+    def join(self) -> None:
+        self._thread.join(self.timeout_s)
 
 
 def queue_wait_s(margin_s: float) -> float:
@@ -149,7 +200,8 @@ class BurstResult:
         if not self.timing_admissible:
             return None
         for s in self.admitted:
-            if s.after_release and self.occupied_at_release:
+            waited = (s.headers_at or s.sent_at) - s.sent_at
+            if s.after_release and self.occupied_at_release and waited > queue_wait_s(self.margin_s):
                 return s
             if s.headers_at is None or s.written_at is None:
                 continue
@@ -204,8 +256,10 @@ def burst(
     margin_s: float = MARGIN_S,
     expected_s: float = float("inf"),
     path_s: float = 0.0,
+    size: int | None = None,
 ) -> BurstResult:
-    """Send ``limit + 1`` streaming requests of ``tier`` at once and watch them (see the module doc).
+    """Send ``limit + 1`` (or ``size``) streaming requests of ``tier`` at once and watch them (see the
+    module doc).
 
     Streams are read as they come (so end times are accurate); once every request was answered and the
     admitted streams have ended, or after ``queue_wait_s`` with some request still unanswered, the
@@ -214,7 +268,7 @@ def burst(
     ``BurstResult``.
     """
     api.token(tier)  # exchanged before the barrier, so no request of the burst waits for it
-    count = limit + 1
+    count = size or limit + 1
     streams = [BurstStream() for _ in range(count)]
     start = threading.Barrier(count)
     stop = threading.Event()
@@ -228,6 +282,8 @@ def burst(
         )
         for i, s in enumerate(streams)
     ]
+    control = BurstControl(api, timeout_s=min(deadline_s, api.timeout))
+    control.start()
     for thread in threads:
         thread.start()
     result = BurstResult(limit, streams, margin_s=margin_s, expected_s=expected_s, path_s=path_s)
@@ -265,6 +321,11 @@ def burst(
             time.sleep(0.005)
         result.stopped_at = time.monotonic()
     stop.set()
+    # The path as slow as the control found it while the burst ran: the margins grow, never shrink.
+    slowest = control.stop()
+    result.path_s = max(result.path_s, slowest)
+    result.margin_s = max(result.margin_s, PATH_FACTOR * slowest)
     for thread in threads:
         thread.join(10.0)
+    control.join()
     return result

@@ -64,7 +64,14 @@ class OverLimit:
 VIOLATIONS_TO_FAIL = 2
 
 
-def _burst_once(api: Api, target: Target, tier: str, pace: Pace) -> BurstResult:
+#: An inconclusive burst is followed by a larger one: ``limit + 1`` requests times the attempt, at most
+#: this many times. A path that spreads a burst's requests out (a proxy forwarding each after its own
+#: pause) may let a fast server finish each before the next arrives; more requests at once make it
+#: likely that ``limit + 1`` of them meet at the server. Any request beyond the limit must be refused.
+BURST_GROWTH_CAP = 3
+
+
+def _burst_once(api: Api, target: Target, tier: str, pace: Pace, attempt: int) -> BurstResult:
     wait_admitted(api, tier)
     body = hold_body(target.chat_model, pace)
     return burst(
@@ -72,6 +79,7 @@ def _burst_once(api: Api, target: Target, tier: str, pace: Pace) -> BurstResult:
         tier,
         body,
         LIMITS[tier],
+        size=(LIMITS[tier] + 1) * min(attempt, BURST_GROWTH_CAP),
         deadline_s=pace.deadline(HOLD_MAX_TOKENS),
         margin_s=pace.margin_s,
         # The decode time alone: a TTFT seen through a proxy holds its forwarding delay too.
@@ -95,7 +103,7 @@ def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> O
         attempts = 0
         while attempts < BURST_ATTEMPTS:
             attempts += 1
-            result = _burst_once(api, target, tier, pace)
+            result = _burst_once(api, target, tier, pace, attempts)
             if over is None:
                 over = OverLimit(result, attempts)
             over.attempts = attempts

@@ -54,7 +54,10 @@ class _Gateway:
     async def start(self, _app: web.Application) -> None:
         # No total timeout (streams are long); connect and per-read limits keep every call bounded.
         timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=self.timeout)
-        self.session = aiohttp.ClientSession(timeout=timeout, auto_decompress=True)
+        # A new upstream connection per request: reusing a kept-alive one races the upstream closing it
+        # ("Server disconnected"), which this gateway would answer with a 500 of its own.
+        connector = aiohttp.TCPConnector(force_close=True)
+        self.session = aiohttp.ClientSession(timeout=timeout, auto_decompress=True, connector=connector)
 
     async def stop(self, _app: web.Application) -> None:
         if self.session is not None:
