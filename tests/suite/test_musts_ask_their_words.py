@@ -107,14 +107,16 @@ def test_auth008_a_jwe_is_judged_by_its_tag_and_skipped_for_its_encrypted_claims
         for how in ("exp", "tier"):
             with pytest.raises(Skipped, match="JWE"):
                 test_auth.test_tampered_token_is_401(api, target, "free", how)
-        with pytest.raises(Skipped, match="JWE"):
-            test_auth.test_unsigned_alg_none_token_is_401(api, target, "free")
+        # AUTH-009: no copy of encrypted claims, but an unsigned token with made-up ones is judged.
+        test_auth.test_unsigned_alg_none_token_is_401(api, target, "free")
         with pytest.raises(Skipped, match="encrypted"):
             test_auth.test_task_token_lifetime_claims_at_most_60_s(api, "free")
         test_auth.test_task_token_is_compact_jwt(api, "free")
     lenient = _token_server(_jwe(), chat=lambda r: _json(200, {"choices": []}))
     with _api(lenient) as api, pytest.raises(ConformanceFailure):
         test_auth.test_tampered_token_is_401(api, target, "free", "signature")
+    with _api(lenient) as api, pytest.raises(ConformanceFailure):
+        test_auth.test_unsigned_alg_none_token_is_401(api, target, "free")
 
 
 def test_auth008_009_an_opaque_token_skips_with_the_reason() -> None:
