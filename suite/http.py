@@ -109,8 +109,8 @@ class Api:
         #: generation get a deadline that follows their ``max_tokens``; None: the fixed timeout.
         self.pace: Pace | None = None
         self._local = threading.local()
-        #: The patience rule is on unless a test judging 429/503 itself turned it off (``impatient``).
-        self._impatient = 0
+        #: The statuses whose patience rule a test judging them itself turned off (``impatient``).
+        self._impatient: list[frozenset[int]] = []
         self._waited_s = 0.0
         #: Per tier: requests of the suite open now, and when the last one ended.
         self._open: dict[str, int] = {}
@@ -131,15 +131,17 @@ class Api:
 
     # -- patience ----------------------------------------------------------------------------
     @contextmanager
-    def impatient(self) -> Iterator[None]:
-        """Turn the patience rule off (for every thread) while a test judges 429s and 503s itself."""
+    def impatient(self, *statuses: int) -> Iterator[None]:
+        """Turn the patience rule off for ``statuses`` (default 429 and 503), for every thread, while a
+        test judges those answers itself."""
+        turned_off = frozenset(statuses or (429, 503))
         with self._lock:
-            self._impatient += 1
+            self._impatient.append(turned_off)
         try:
             yield
         finally:
             with self._lock:
-                self._impatient -= 1
+                self._impatient.remove(turned_off)
 
     @property
     def waited_s(self) -> float:
@@ -170,7 +172,7 @@ class Api:
     def _busy_wait(self, response: httpx.Response, self_caused: bool) -> float | None:
         """Seconds to wait before sending again, when the patience rule applies to ``response``."""
         status = response.status_code
-        if self._impatient or status not in (429, 503):
+        if status not in (429, 503) or any(status in off for off in self._impatient):
             return None
         wait = _retry_after_s(response)
         if wait is None or (status == 429 and not self_caused):

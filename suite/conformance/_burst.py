@@ -276,7 +276,7 @@ def burst(
         threading.Thread(
             target=read_chat_stream,
             args=(api, tier, body, s),
-            kwargs={"stop": stop, "deadline_s": deadline_s, "start": start},
+            kwargs={"stop": stop, "deadline_s": deadline_s, "start": start, "patient": False},
             daemon=True,
             name=f"conform42-burst-{tier}-{i}",
         )

@@ -73,12 +73,14 @@ def read_chat_stream(
     stop: threading.Event,
     deadline_s: float,
     start: threading.Barrier | None = None,
+    patient: bool = True,
 ) -> None:
     """Send ``body`` as a streaming chat completion of ``tier`` and record what happens in ``stream``.
 
     Meant as a thread's target: it never raises (a failure goes to ``stream.error``) and reads until the
     stream ends or ``stop`` is set; leaving closes the stream, which disconnects it. ``start``: wait
-    for the other threads of a burst before sending.
+    for the other threads of a burst before sending. ``patient=False``: a busy answer is recorded as
+    it came (a burst judges busy answers itself), not waited out (``suite.http``).
     """
     try:
 
@@ -89,7 +91,7 @@ def read_chat_stream(
         if start is not None:
             start.wait()
         stream.sent_at = time.monotonic()
-        with api.stream("POST", CHAT, tier=tier, json=body, trace=trace, patient=False) as response:
+        with api.stream("POST", CHAT, tier=tier, json=body, trace=trace, patient=patient) as response:
             stream.headers_at = time.monotonic()
             stream.status = response.status_code
             stream.response = response

@@ -111,7 +111,9 @@ def _busy_503(p: LibertyProbe) -> bool:
 
 def _extra_429(p: LibertyProbe) -> bool:
     headers = p.auth("free")
-    body = {"model": "42-general", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 200}
+    # The sim answers "Hi" in a few tokens; asked for 2000 words it streams the whole cap (10 s here).
+    prompt = "Write a story, at least 2000 words."
+    body = {"model": "42-general", "messages": [{"role": "user", "content": prompt}], "max_tokens": 200}
     with p.http.stream("POST", CHAT, json={**body, "stream": True}, headers=headers) as held:
         next(held.iter_raw())
         second = p.http.post(CHAT, json=body, headers=headers)

@@ -15,17 +15,15 @@ and others. Precision is passed / planted.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
-import subprocess
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from tests.faults.liberties import Liberty
+from tests.faults.paths import busy_machine, through
 from tests.faults.prove import (
     FAIL,
     FILTERED_RUN_TIMEOUT_S,
@@ -37,9 +35,7 @@ from tests.faults.prove import (
     stop_running_suites,
     suite_command,
 )
-from tests.support.nginx_proxy import NginxProxy
 from tests.support.server_process import ServerProcess
-from tests.support.slow_proxy import SlowProxy
 
 __all__ = [
     "LibertyResult",
@@ -50,7 +46,6 @@ __all__ = [
     "prove_liberties",
     "prove_liberty",
     "render_liberties",
-    "served_through",
 ]
 
 ERROR = "Error"
@@ -63,35 +58,6 @@ class LibertyServer(ServerProcess):
         super().__init__(
             ["--liberty", name, *args], startup_timeout=startup_timeout, module="tests.faults.liberties_serve"
         )
-
-
-@contextlib.contextmanager
-def busy_machine(enabled: bool = True) -> Iterator[None]:
-    """``yes > /dev/null`` for the length of the block: one core taken, as by a build beside the server."""
-    if not enabled:
-        yield
-        return
-    proc = subprocess.Popen(["yes"], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    try:
-        yield
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-@contextlib.contextmanager
-def served_through(liberty: Liberty, upstream: str) -> Iterator[str]:
-    """The base URL the suite should use: the server's, or that of the liberty's intermediary."""
-    if liberty.intermediary is None:
-        yield upstream
-        return
-    proxy = SlowProxy(upstream) if liberty.intermediary == "slow_proxy" else NginxProxy(upstream)
-    with proxy:
-        yield proxy.base_url
 
 
 @dataclass
@@ -171,7 +137,7 @@ def prove_liberty(
     try:
         with (
             LibertyServer(liberty.name, server_args) as server,
-            served_through(liberty, server.base_url) as url,
+            through(liberty.intermediary, server.base_url) as url,
         ):
             command = suite_command(url, report_dir, profile=liberty.profile, gate=None, name_models=False)
             if filtered and liberty.exercises:

@@ -45,6 +45,7 @@ from typing import Any
 from reference_server.auth import DEMO_KEYS
 from suite.catalogue import Requirement, load_catalogue
 from tests.faults.catalogue import AREAS, FAULTS, Fault, get
+from tests.faults.paths import INTERMEDIARIES, busy_machine, through
 from tests.support.server_process import REPO_ROOT, ServerProcess
 
 __all__ = [
@@ -67,6 +68,7 @@ __all__ = [
 
 FAIL = "Fail"
 EXIT_NON_CONFORMANT = 1
+EXIT_INCONCLUSIVE = 2
 RESULTS_FILE = "results.json"
 DEFAULT_WORK_DIR = REPO_ROOT / ".cache" / "faults"
 #: A full run includes a 60 s token-expiry wait and batch polling; a filtered one is much shorter.
@@ -320,6 +322,9 @@ class FaultResult:
     profile: str = "42ai"
     #: False when the fault breaks SHOULD requirements only: then the best it can be is flagged.
     gating: bool = True
+    #: Proved behind an intermediary (``--via``): there a run that could not judge the fault's
+    #: requirements (INCONCLUSIVE, naming them as Skip) is an honest answer too; CONFORMANT never is.
+    via: str | None = None
 
     @property
     def named(self) -> list[str]:
@@ -331,9 +336,22 @@ class FaultResult:
         return self.run.exit_code == EXIT_NON_CONFORMANT and bool(self.named)
 
     @property
+    def inconclusive(self) -> bool:
+        """The run ended INCONCLUSIVE (exit 2) with one of the fault's requirements at Skip."""
+        skipped = any(self.run.outcomes.get(rid) == "Skip" for rid in self.requirements)
+        return self.run.exit_code == EXIT_INCONCLUSIVE and skipped
+
+    @property
+    def held(self) -> bool:
+        """Caught, or behind an intermediary, left INCONCLUSIVE on the fault's own requirements."""
+        return self.caught or (self.via is not None and self.inconclusive)
+
+    @property
     def status(self) -> str:
         if self.caught:
             return "caught"
+        if self.via is not None and self.inconclusive:
+            return "inconclusive"
         if self.named:
             return "flagged"
         return "error" if self.run.error and not self.run.outcomes else "undetected"
@@ -350,14 +368,15 @@ class FaultResult:
             "gating": self.gating,
             "status": self.status,
             "caught": self.caught,
+            "via": self.via,
             "named": self.named,
             "outcomes": self.outcomes(),
             "run": asdict(self.run),
         }
 
 
-def judge(fault: Fault, run: SuiteRun) -> FaultResult:
-    return FaultResult(fault.name, fault.area, fault.requirements, run, profile_for(fault), gates(fault))
+def judge(fault: Fault, run: SuiteRun, via: str | None = None) -> FaultResult:
+    return FaultResult(fault.name, fault.area, fault.requirements, run, profile_for(fault), gates(fault), via)
 
 
 @dataclass(frozen=True)
@@ -380,7 +399,8 @@ def score(results: Sequence[FaultResult]) -> tuple[dict[str, Score], Score]:
     areas = {area: [r for r in results if r.area == area] for area in AREAS}
 
     def of(rs: Sequence[FaultResult]) -> Score:
-        return Score(sum(r.caught for r in rs), len(rs), sum(r.status == "flagged" for r in rs))
+        # Held: caught, or behind an intermediary INCONCLUSIVE on the fault's requirements (``--via``).
+        return Score(sum(r.held for r in rs), len(rs), sum(r.status == "flagged" for r in rs))
 
     per_area = {area: of(rs) for area, rs in areas.items() if rs}
     return per_area, of(results)
@@ -401,16 +421,24 @@ def prove_fault(
     timeout_s: float | None = None,
     server_args: Sequence[str] = (),
     token_delay_s: float = SIM_TOKEN_DELAY_S,
+    via: str | None = None,
+    busy: bool = False,
 ) -> FaultResult:
-    """Serve ``fault``, run the suite against it, judge the run. The server is always stopped."""
+    """Serve ``fault``, run the suite against it, judge the run. The server is always stopped.
+
+    ``via``: an intermediary in front of the server (``paths.through``); ``busy``: a busy machine."""
     report_dir = work_dir / fault.name
     shutil.rmtree(report_dir, ignore_errors=True)
     limit = timeout_s or (FILTERED_RUN_TIMEOUT_S if requirements_only else FULL_RUN_TIMEOUT_S)
     profile = profile_for(fault)
     try:
-        with FaultServer(fault.name, _server_args(profile, server_args, token_delay_s)) as server:
+        with (
+            FaultServer(fault.name, _server_args(profile, server_args, token_delay_s)) as server,
+            through(via, server.base_url) as url,
+            busy_machine(busy),
+        ):
             run = run_suite(
-                server.base_url,
+                url,
                 report_dir,
                 timeout_s=limit,
                 profile=profile,
@@ -418,15 +446,19 @@ def prove_fault(
             )
     except Exception as exc:  # the server did not start: record it, go on with the other faults
         run = SuiteRun(None, error=f"{type(exc).__name__}: {exc}", report_dir=str(report_dir))
-    return judge(fault, run)
+    return judge(fault, run, via)
 
 
 @dataclass
 class CleanSummary:
     runs: list[SuiteRun]
+    #: Judged by the default gate: only MUST failures count (the SHOULDs a path touches are listed).
+    must_only: bool = False
 
     @property
     def false_failures(self) -> list[list[str]]:
+        if self.must_only:
+            return [[rid for rid in run.failed if run.levels.get(rid) == "MUST"] for run in self.runs]
         return [run.failed for run in self.runs]
 
     @property
@@ -462,23 +494,26 @@ def run_clean(
     profile: str = "42ai",
     server_args: Sequence[str] = (),
     token_delay_s: float = SIM_TOKEN_DELAY_S,
+    via: str | None = None,
+    busy: bool = False,
+    gate: str | None = "may",
 ) -> CleanSummary:
-    """``count`` consecutive suite runs against the clean server (a fresh one each time)."""
+    """``count`` consecutive suite runs against the clean server (a fresh one each time); ``via`` and
+    ``busy`` as for ``prove_fault``, ``gate`` as for ``suite_command`` (None: MUST, as a user's CI)."""
     runs = []
     for number in range(1, count + 1):
         report_dir = work_dir / f"clean-{profile}-{number}"
         shutil.rmtree(report_dir, ignore_errors=True)
-        with FaultServer("none", _server_args(profile, server_args, token_delay_s)) as server:
+        with (
+            FaultServer("none", _server_args(profile, server_args, token_delay_s)) as server,
+            through(via, server.base_url) as url,
+            busy_machine(busy),
+        ):
+            command = suite_command(url, report_dir, requirements, profile=profile, gate=gate)
             runs.append(
-                run_suite(
-                    server.base_url,
-                    report_dir,
-                    requirements=requirements,
-                    profile=profile,
-                    timeout_s=timeout_s or FULL_RUN_TIMEOUT_S,
-                )
+                run_suite(url, report_dir, timeout_s=timeout_s or FULL_RUN_TIMEOUT_S, command=command)
             )
-    return CleanSummary(runs)
+    return CleanSummary(runs, must_only=gate is None)
 
 
 def prove(
@@ -490,6 +525,8 @@ def prove(
     timeout_s: float | None = None,
     progress: Callable[[FaultResult], None] | None = None,
     token_delay_s: float = SIM_TOKEN_DELAY_S,
+    via: str | None = None,
+    busy: bool = False,
 ) -> list[FaultResult]:
     """Prove every fault, ``jobs`` at a time; results in the order of ``faults``."""
 
@@ -500,6 +537,8 @@ def prove(
             requirements_only=requirements_only,
             timeout_s=timeout_s,
             token_delay_s=token_delay_s,
+            via=via,
+            busy=busy,
         )
         if progress is not None:
             progress(result)
@@ -534,7 +573,7 @@ def summary(results: Sequence[FaultResult], clean: CleanSummary | None = None) -
             for area, s in per_area.items()
         },
         "faults": [r.to_dict() for r in results],
-        "undetected": [r.fault for r in results if not r.caught],
+        "undetected": [r.fault for r in results if not r.held],
     }
     if clean is not None:
         data["clean_runs"] = clean.to_dict()
@@ -548,7 +587,7 @@ def render(results: Sequence[FaultResult], clean: CleanSummary | None = None) ->
         lines.append("Mutation score per area (caught / planted):")
         lines += [f"  {area:<11} {s}" for area, s in per_area.items()]
         lines.append(f"  {'overall':<11} {overall}")
-        missed = [r for r in results if not r.caught]
+        missed = [r for r in results if not r.held]
         if missed:
             lines.append(f"Not caught ({len(missed)}):")
             for r in missed:
@@ -621,6 +660,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-faults", action="store_true", help="with --liberties: the liberties only")
     parser.add_argument(
+        "--via",
+        choices=INTERMEDIARIES,
+        help="faults and clean runs: serve through this intermediary (tests/faults/paths.py); a fault "
+        "left INCONCLUSIVE on its own requirements is then held too (never CONFORMANT)",
+    )
+    parser.add_argument(
+        "--busy", action="store_true", help="faults and clean runs: yes > /dev/null beside the server"
+    )
+    parser.add_argument(
+        "--clean-gate",
+        choices=("may", "must"),
+        default="may",
+        help="the gate of the clean runs (default may: any failure counts; must: as a user's CI)",
+    )
+    parser.add_argument(
         "--list-liberties",
         action="store_true",
         help="print the liberty catalogue (Markdown, as in the README) and exit",
@@ -688,6 +742,8 @@ def _main(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             progress=progress,
             token_delay_s=args.sim_token_delay,
+            via=args.via,
+            busy=args.busy,
         )
         if faults
         else []
@@ -699,6 +755,9 @@ def _main(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
             profile=args.clean_profile,
             token_delay_s=args.sim_token_delay,
+            via=args.via,
+            busy=args.busy,
+            gate=None if args.clean_gate == "must" else "may",
         )
         if args.clean_runs
         else None
@@ -714,7 +773,7 @@ def _main(args: argparse.Namespace) -> int:
         print(liberties_report.render(freedoms))
         print(liberties_report.score_line(score(results)[1] if results else None, freedoms))
     print(f"Summary: {out}")
-    missed = any(not r.caught for r in results) or any(not r.passed for r in freedoms)
+    missed = any(not r.held for r in results) or any(not r.passed for r in freedoms)
     return 1 if missed or (clean is not None and not clean.clean) else 0
 
 

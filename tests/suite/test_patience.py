@@ -153,3 +153,11 @@ def test_the_session_budget_bounds_the_waits(slept: list[float], monkeypatch: py
         with pytest.raises(TargetBusy):
             api.get("/v1/models")  # another 30 would exceed the budget
     assert slept == [30.0]
+
+
+def test_impatient_for_429_still_waits_out_a_busy_503(slept: list[float]) -> None:
+    handle, seen = _answers(BUSY_503, OK, LIMIT_429)
+    with _api(handle) as api, api.impatient(429):
+        assert api.get("/v1/models", tier="free").status_code == 200  # the 503 waited out
+        assert api.get("/v1/models", tier="free").status_code == 429  # judged by the test
+    assert len(seen) == 3 and slept == [30.0]
