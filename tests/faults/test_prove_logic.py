@@ -195,3 +195,24 @@ def test_profile_is_the_one_where_the_fault_breaks_a_must():
 def test_suite_command_names_the_profile(tmp_path):
     command = suite_command("http://127.0.0.1:1", tmp_path, profile="fortytwo")
     assert command[command.index("--profile") + 1] == "fortytwo"
+
+
+def test_behind_an_intermediary_an_inconclusive_run_on_the_fault_s_requirement_is_held():
+    run = SuiteRun(2, {"STREAM-007": "Skip"})
+    behind = judge(fault(), run, via="slow_proxy")
+    assert behind.held and not behind.caught and behind.status == "inconclusive"
+    # Directly in front of the server the same run is not enough: the fault must be caught there.
+    assert not judge(fault(), run).held
+    # Behind an intermediary CONFORMANT is never enough, nor INCONCLUSIVE about something else.
+    assert not judge(fault(), SuiteRun(0, {"STREAM-007": "Pass"}), via="nginx").held
+    assert not judge(fault(), SuiteRun(2, {"STREAM-007": "Pass", "CHAT-001": "Skip"}), via="nginx").held
+    _, overall = score([behind])
+    assert (overall.caught, overall.planted) == (1, 1)
+
+
+def test_clean_runs_at_the_must_gate_count_only_must_failures():
+    run = SuiteRun(0, {"LIMIT-007": "Fail", "CHAT-001": "Pass"}, levels={"LIMIT-007": "SHOULD"})
+    assert CleanSummary([run], must_only=True).clean
+    assert not CleanSummary([run]).clean
+    failing = SuiteRun(1, {"LIMIT-002": "Fail"}, levels={"LIMIT-002": "MUST"})
+    assert CleanSummary([failing], must_only=True).false_failures == [["LIMIT-002"]]
