@@ -23,38 +23,20 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
 
-from suite.checks import ConformanceFailure, TargetBusy, TargetUnreachable, TokenExchangeFailed
+from suite.checks import ConformanceFailure, TargetUnreachable, TokenExchangeFailed
 from suite.pace import Pace, measure_pace
+from suite.patience import Patience
 from suite.target import TOKEN_PATH, Target
 
 __all__ = ["TOKEN_PATH", "Api", "task_token"]
 
 # Refresh a cached task token this long before its documented expiry, so no test races the clock.
 _REFRESH_MARGIN_S = 15.0
-#: The patience rule (module docstring): a request is sent again at most this many times ...
-PATIENT_RETRIES = 2
-#: ... after a wait of its Retry-After, capped at this (000's 503 says 30 s) ...
-PATIENT_MAX_WAIT_S = 30.0
-#: ... and the waits of a whole session add up to at most this much.
-PATIENT_BUDGET_S = 600.0
-#: A 429 counts as the suite's own doing while a request of the key is open or ended this recently
-#: (plus the path's margin): 000 names no moment at which an ended request's slot must be free.
-SELF_CAUSED_S = 5.0
-
-
-def _retry_after_s(response: httpx.Response) -> float | None:
-    """The Retry-After header in seconds (integer or decimal), or None when absent or not a number."""
-    value = response.headers.get("retry-after", "").strip().lower().removesuffix("s")
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return seconds if seconds >= 0 else None
 
 
 def _transport_failure(exc: httpx.TransportError, request: httpx.Request | None, timeout: float) -> Exception:
@@ -109,12 +91,8 @@ class Api:
         #: generation get a deadline that follows their ``max_tokens``; None: the fixed timeout.
         self.pace: Pace | None = None
         self._local = threading.local()
-        #: The statuses whose patience rule a test judging them itself turned off (``impatient``).
-        self._impatient: list[frozenset[int]] = []
-        self._waited_s = 0.0
-        #: Per tier: requests of the suite open now, and when the last one ended.
-        self._open: dict[str, int] = {}
-        self._ended: dict[str, float] = {}
+        #: The patience rule's state: busy answers waited out, the suite's own open requests per tier.
+        self.patience = Patience(lambda: self.pace.margin_s if self.pace is not None else 0.0)
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -130,79 +108,18 @@ class Api:
         self._client.event_hooks["response"].append(hook)
 
     # -- patience ----------------------------------------------------------------------------
-    @contextmanager
-    def impatient(self, *statuses: int) -> Iterator[None]:
+    def impatient(self, *statuses: int) -> AbstractContextManager[None]:
         """Turn the patience rule off for ``statuses`` (default 429 and 503), for every thread, while a
-        test judges those answers itself."""
-        turned_off = frozenset(statuses or (429, 503))
-        with self._lock:
-            self._impatient.append(turned_off)
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._impatient.remove(turned_off)
+        test judges those answers itself (``suite.patience``)."""
+        return self.patience.off(*statuses)
 
     @property
-    def waited_s(self) -> float:
-        """Seconds this session spent waiting out busy answers (the patience rule)."""
-        return self._waited_s
+    def wait_deadline(self) -> float | None:
+        return self.patience.deadline
 
-    @contextmanager
-    def _counted(self, tier: str | None) -> Iterator[bool]:
-        """Count a request of ``tier`` as open while it runs; yields whether another request of the key
-        was open, or ended recently, when it started (then a 429 of the key may be the suite's doing)."""
-        if tier is None:
-            yield False
-            return
-        margin = self.pace.margin_s if self.pace is not None else 0.0
-        with self._lock:
-            recent = (
-                self._open.get(tier, 0) > 0
-                or time.monotonic() - self._ended.get(tier, -1e9) < SELF_CAUSED_S + margin
-            )
-            self._open[tier] = self._open.get(tier, 0) + 1
-        try:
-            yield recent
-        finally:
-            with self._lock:
-                self._open[tier] -= 1
-                self._ended[tier] = time.monotonic()
-
-    def _busy_wait(self, response: httpx.Response, self_caused: bool) -> float | None:
-        """Seconds to wait before sending again, when the patience rule applies to ``response``."""
-        status = response.status_code
-        if status not in (429, 503) or any(status in off for off in self._impatient):
-            return None
-        wait = _retry_after_s(response)
-        if wait is None or (status == 429 and not self_caused):
-            return None  # judged as it is: no Retry-After, or a 429 nothing of the suite's explains
-        return min(wait, PATIENT_MAX_WAIT_S)
-
-    def _patiently(
-        self, attempt: Callable[[], tuple[httpx.Response, bool]], close: bool = False
-    ) -> httpx.Response:
-        """``attempt()`` (the response and whether the key was busy with the suite's own requests when
-        it was sent) until the patience rule no longer applies; ``TargetBusy`` when it runs out."""
-        response, self_caused = attempt()
-        for tries in range(PATIENT_RETRIES + 1):
-            wait = self._busy_wait(response, self_caused)
-            if wait is None:
-                return response
-            if close:
-                response.close()
-            if tries == PATIENT_RETRIES or self._waited_s + wait > PATIENT_BUDGET_S:
-                raise TargetBusy(
-                    f"the target stayed busy: HTTP {response.status_code} with Retry-After "
-                    f"{response.headers.get('retry-after')} after {tries + 1} tries "
-                    f"({self._waited_s:.0f} s waited in this session); the request was never judged",
-                    response=response,
-                )
-            with self._lock:
-                self._waited_s += wait
-            time.sleep(wait)
-            response, self_caused = attempt()
-        return response  # pragma: no cover - the loop returns or raises
+    @wait_deadline.setter
+    def wait_deadline(self, value: float | None) -> None:
+        self.patience.deadline = value
 
     def measure_pace(self, headers: Mapping[str, str]) -> Pace:
         """Time one streamed chat completion sent with ``headers`` (``suite.pace.measure_pace``).
@@ -315,21 +232,24 @@ class Api:
         content: bytes | str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
+        patient: bool = True,
     ) -> httpx.Response:
         """Send one request (``url`` absolute or a path on the target) and read the whole body; a busy
-        answer is waited out and sent again (the patience rule, module docstring)."""
+        answer is waited out and sent again (the patience rule, module docstring) unless ``patient`` is
+        False (housekeeping requests, which must not wait)."""
 
-        def attempt() -> tuple[httpx.Response, bool]:
+        def attempt(first: bool) -> tuple[httpx.Response, bool]:
             request = self._build(
                 method, url, tier=tier, json=json, content=content, headers=headers, timeout=timeout
             )
+            busy = self.patience.recent(tier, first)
             try:
-                with self._counted(tier) as busy:
+                with self.patience.counted(tier):
                     return self._client.send(request), busy
             except httpx.TransportError as exc:
                 raise _transport_failure(exc, request, timeout or self.timeout) from exc
 
-        return self._patiently(attempt)
+        return self.patience.patiently(attempt) if patient else attempt(True)[0]
 
     def request(
         self,
@@ -375,22 +295,23 @@ class Api:
         answer is waited out before the response is yielded (the patience rule), unless ``patient`` is
         False: held and burst streams judge every answer they get themselves.
         """
-        with self._counted(tier) as busy:
-            sent: list[httpx.Request] = []
+        sent: list[httpx.Request] = []
 
-            def attempt() -> tuple[httpx.Response, bool]:
-                request = self._build(
-                    method, path, tier=tier, json=json, content=None, headers=headers, timeout=timeout
-                )
-                if trace is not None:
-                    request.extensions["trace"] = trace
-                sent.append(request)
-                try:
-                    return self._client.send(request, stream=True), busy
-                except httpx.TransportError as exc:
-                    raise _transport_failure(exc, request, timeout or self.timeout) from exc
+        def attempt(first: bool) -> tuple[httpx.Response, bool]:
+            request = self._build(
+                method, path, tier=tier, json=json, content=None, headers=headers, timeout=timeout
+            )
+            if trace is not None:
+                request.extensions["trace"] = trace
+            sent.append(request)
+            busy = self.patience.recent(tier, first, own=1)  # the stream counts itself as open already
+            try:
+                return self._client.send(request, stream=True), busy
+            except httpx.TransportError as exc:
+                raise _transport_failure(exc, request, timeout or self.timeout) from exc
 
-            response = self._patiently(attempt, close=True) if patient else attempt()[0]
+        with self.patience.counted(tier):
+            response = self.patience.patiently(attempt, close=True) if patient else attempt(True)[0]
             try:
                 yield response
             except httpx.TransportError as exc:

@@ -141,15 +141,24 @@ def _content_of(data: str) -> str | None:
 def measure_path(client: httpx.Client, url: str, headers: dict[str, str], *, floor_s: float) -> float:
     """The slowest of ``PATH_SAMPLES`` round trips of ``GET url`` (any answer counts); never raises.
 
-    A request that fails or times out counts as taking ``floor_s``: the margin then grows so large that
-    the timing judgements Skip instead of reading a broken path as evidence."""
+    A request that fails is tried again (at most ``PATH_SAMPLES`` failures in all: a reset connection is
+    no measure of the path); one that times out counts as taking ``floor_s``, and when every try failed
+    so does the path: the margin then grows so large that the timing judgements Skip instead of reading
+    a broken path as evidence."""
     slowest = 0.0
-    for _ in range(PATH_SAMPLES):
+    samples = failures = 0
+    while samples < PATH_SAMPLES:
         started = time.monotonic()
         try:
             client.get(url, headers=headers, timeout=floor_s)
-        except httpx.HTTPError:
+        except httpx.TimeoutException:
             return floor_s
+        except httpx.HTTPError:
+            failures += 1
+            if failures >= PATH_SAMPLES:
+                return floor_s
+            continue
+        samples += 1
         slowest = max(slowest, time.monotonic() - started)
     return slowest
 

@@ -60,6 +60,8 @@ QUEUE_WAIT_S = 5.0
 #: Delivery delay allowed between the server sending an event and this client reading it, when the
 #: session measured no path (``Pace.margin_s`` otherwise).
 MARGIN_S = 0.05
+#: An intermediary's answers for "no answer from upstream": they void a burst like a busy answer.
+GATEWAY_STATUSES = (502, 504)
 #: A timing judgement needs a held stream expected to last this many of the path's round trips.
 ADMISSIBLE_FACTOR = 3.0
 
@@ -84,7 +86,7 @@ class BurstControl:
         while not self._stop.is_set():
             self._started = time.monotonic()
             try:
-                self.api.send("GET", MODELS, timeout=self.timeout_s)
+                self.api.send("GET", MODELS, timeout=self.timeout_s, patient=False)
             except Exception:
                 self.slowest = max(self.slowest, self.timeout_s)  # no answer at all: the path is stalled
                 return
@@ -152,9 +154,16 @@ class BurstResult:
         ]
 
     @property
+    def void(self) -> list[BurstStream]:
+        """Answers that void the burst: busy ones, and an intermediary's 502/504 (no upstream answer)."""
+        return [*self.busy, *(s for s in self.streams if s.status in GATEWAY_STATUSES)]
+
+    @property
     def refused(self) -> list[BurstStream]:
-        busy = self.busy
-        return [s for s in self.streams if s.status is not None and s.status != 200 and s not in busy]
+        """The refusals to judge, 429s first (a burst may hold a 429 beside another answer)."""
+        void = self.void
+        refused = [s for s in self.streams if s.status is not None and s.status != 200 and s not in void]
+        return sorted(refused, key=lambda s: s.status != 429)
 
     @property
     def timing_admissible(self) -> bool:
@@ -224,12 +233,35 @@ class BurstResult:
         """A refusal while fewer than ``limit`` streams of the burst were admitted."""
         return bool(self.refused) and len(self.admitted) < self.limit
 
-    def violation(self) -> str | None:
-        """What this burst proves against the limit (over-admission, a queue, a refusal below the
-        limit), in words for the failure message; None when it proves none of them."""
-        if self.busy:
-            return None
+    def violation_kind(self) -> str | None:
+        """Which violation this burst shows, if any: ``over-admission``, ``queue``, ``below-limit`` or
+        ``busy-at-limit`` (every request beyond the limit answered 503 + Retry-After with the limit
+        admitted: the limit enforced with the wrong answer). A violation must repeat to fail, and only
+        the same kind counts as a repeat."""
+        if self.void:
+            beyond = len(self.streams) - self.limit
+            at_limit = len(self.admitted) == self.limit and len(self.busy) == beyond == len(self.void)
+            return "busy-at-limit" if at_limit else None
         if self.over_admitted:
+            return "over-admission"
+        if self.queued is not None:
+            return "queue"
+        if self.refused_below_limit:
+            return "below-limit"
+        return None
+
+    def violation(self) -> str | None:
+        """What this burst proves against the limit, in words for the failure message (see
+        ``violation_kind``); None when it proves none."""
+        kind = self.violation_kind()
+        if kind is None:
+            return None
+        if kind == "busy-at-limit":
+            return (
+                f"the {len(self.busy)} requests beyond the limit of {self.limit} were answered 503 (busy) "
+                "instead of 429"
+            )
+        if kind == "over-admission":
             return f"{self.max_overlap()} streams admitted and streaming at the same moment"
         queued = self.queued
         if queued is not None:
@@ -240,10 +272,8 @@ class BurstResult:
             )
             waited = (queued.headers_at or queued.sent_at) - queued.sent_at
             return f"request {self.limit + 1} queued: no answer for {waited:.2f} s, then HTTP 200 {how}"
-        if self.refused_below_limit:
-            status = self.refused[0].status
-            return f"HTTP {status} while only {len(self.admitted)} of {self.limit} slots were in use"
-        return None
+        status = self.refused[0].status
+        return f"HTTP {status} while only {len(self.admitted)} of {self.limit} slots were in use"
 
 
 def burst(

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from suite.checks import disabled, expect, fail
+from suite.checks import TargetBusy, disabled, expect, fail
 from suite.http import Api
 from suite.samples import PNG_DATA_URL
 from suite.target import Target
@@ -36,6 +36,7 @@ __all__ = [
     "chat_completion",
     "cosine",
     "expect_feature",
+    "expect_success",
     "first_tier",
     "json_object",
     "json_or_none",
@@ -144,6 +145,20 @@ def expect_feature(target: Target, response: httpx.Response, feature: str) -> No
     )
 
 
+def expect_success(target: Target, response: httpx.Response, message: str) -> None:
+    """The success status a MUST may ask for. 002 declares '200' (Successful Response) for the Fortytwo
+    chat completions; 000 names no status code for any answer of the 42ai API, so there (and for any
+    other Fortytwo operation) every 2xx is a success, as the OpenAI SDK 000 points to takes it. An
+    exact 200 where 000 names none is SPEC-001's question (a SHOULD: 200 is what our 42ai spec declares)."""
+    request = response.request
+    chat = request.method == "POST" and request.url.path.rstrip("/").endswith(CHAT)
+    if target.profile == "fortytwo" and chat:
+        ok, wanted = response.status_code == 200, "HTTP 200 (002 declares it)"
+    else:
+        ok, wanted = response.is_success, "a 2xx status (200 expected; 000 names none)"
+    expect(ok, message, expected=wanted, received=f"HTTP {response.status_code}", response=response)
+
+
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity of two vectors of one length (0.0 when either is all zeros)."""
     norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
@@ -166,7 +181,8 @@ class Memo:
             if key not in self._values:
                 try:
                     self._values[key] = (True, factory())
-                except (KeyboardInterrupt, SystemExit):
+                except (KeyboardInterrupt, SystemExit, TargetBusy):
+                    # A busy spell is this moment's, not the exchange's: the next test asks again.
                     raise
                 except BaseException as exc:
                     self._values[key] = (False, exc)
@@ -179,19 +195,14 @@ class Memo:
 
 # ------------------------------------------------------------------------------- shared exchanges
 def chat_completion(api: Api, memo: Memo, target: Target, tier: str) -> tuple[httpx.Response, dict[str, Any]]:
-    """The session's one ordinary non-streamed chat completion (checked 200 + JSON object)."""
+    """The session's one ordinary non-streamed chat completion (checked 2xx, 200 on the Fortytwo
+    profile (``expect_success``), and a JSON object)."""
 
     def fetch() -> tuple[httpx.Response, dict[str, Any]]:
         response = api.post(
             CHAT, chat_body(target.chat_model, "Say hello in one short sentence.", max_tokens=16), tier=tier
         )
-        if response.status_code != 200:
-            fail(
-                "a plain chat completion was not answered 200",
-                expected="HTTP 200",
-                received=f"HTTP {response.status_code}",
-                response=response,
-            )
+        expect_success(target, response, "a plain chat completion was not answered with success")
         return response, json_object(response, "the chat completion")
 
     return memo(f"chat-{tier}", fetch)

@@ -19,9 +19,10 @@ from typing import Any
 
 import httpx
 
-from suite.checks import ConformanceFailure, fail
+from suite.checks import ConformanceFailure, TargetBusy, fail
 from suite.conformance._helpers import CHAT, MODELS
 from suite.http import Api
+from suite.patience import PATIENT_MAX_WAIT_S, retry_after_s
 from suite.sse import SseReader
 
 __all__ = [
@@ -138,7 +139,7 @@ class StreamHold:
 
     def open(self, count: int) -> None:
         for _ in range(count):
-            held = self.try_open(self.admit_deadline_s)
+            held = self._open_waiting_out_busy()
             if not held.settled.is_set():
                 fail(
                     "a streaming request sent no event in time",
@@ -150,6 +151,27 @@ class StreamHold:
             if held.status != 200:
                 return  # the caller judges the refusal
 
+    def _open_waiting_out_busy(self) -> ChatStream:
+        """``try_open``, and when the answer is 503 + Retry-After (000: busy), wait as told and try once
+        more (the patience rule, ``suite.patience``; the stream itself is read impatiently so that its
+        first event is waited for, not a busy spell). Still busy: ``TargetBusy`` (a Skip)."""
+        for tries in range(2):
+            held = self.try_open(self.admit_deadline_s)
+            wait = retry_after_s(held.response) if held.status == 503 and held.response is not None else None
+            if wait is None:
+                return held
+            wait = min(wait, PATIENT_MAX_WAIT_S)
+            deadline = self.api.wait_deadline
+            if tries == 1 or (deadline is not None and time.monotonic() + wait > deadline):
+                raise TargetBusy(
+                    f"the target stayed busy: a held stream was answered HTTP 503 with Retry-After "
+                    f"{held.response.headers.get('retry-after') if held.response is not None else ''}",
+                    response=held.response,
+                )
+            self.streams.remove(held)
+            time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def try_open(self, deadline_s: float) -> ChatStream:
         """Open one more stream and wait up to ``deadline_s`` for its first event or its refusal.
 
@@ -160,7 +182,7 @@ class StreamHold:
         thread = threading.Thread(
             target=read_chat_stream,
             args=(self.api, self.tier, self.body, held),
-            kwargs={"stop": self._stop, "deadline_s": HOLD_READ_S},
+            kwargs={"stop": self._stop, "deadline_s": HOLD_READ_S, "patient": False},
             daemon=True,
             name=f"conform42-hold-{self.tier}-{len(self.streams)}",
         )

@@ -62,6 +62,26 @@ def tier(target: Target) -> str:
     return first_tier(target)
 
 
+# --------------------------------------------------------------------------------- busy waits
+#: A wait of the patience rule (``suite.patience``) must end within this share of the test's time, so
+#: that waiting out a busy target never becomes a per-test timeout (a Fail) but a Skip (TargetBusy).
+WAIT_SHARE = 0.6
+
+
+@pytest.fixture(autouse=True)
+def _wait_deadline(api: Api, pytestconfig: pytest.Config) -> Iterator[None]:
+    """Every test gets a deadline for busy waits: a share of its pytest-timeout time (none: no bound)."""
+    try:
+        seconds = float(pytestconfig.getini("timeout") or 0)
+    except (ValueError, TypeError):
+        seconds = 0.0
+    api.wait_deadline = time.monotonic() + WAIT_SHARE * seconds if seconds > 0 else None
+    try:
+        yield
+    finally:
+        api.wait_deadline = None
+
+
 # ------------------------------------------------------------------------------------------ pace
 @pytest.fixture(scope="session", autouse=True)
 def pace(target: Target, api: Api, pytestconfig: pytest.Config) -> Pace:
@@ -71,7 +91,8 @@ def pace(target: Target, api: Api, pytestconfig: pytest.Config) -> Pace:
     measured = Pace(floor_s=target.timeout, note="no API key given")
     if tier is not None:
         try:
-            headers = api.auth(tier)
+            with api.impatient():  # before the first test: a busy answer gives the slow fallback
+                headers = api.auth(tier)
         except Exception as exc:
             measured = Pace(floor_s=target.timeout, note=f"no task token: {type(exc).__name__}")
         else:
@@ -189,7 +210,8 @@ def _quiet_batches(
 ) -> None:
     """Before every test outside the batch module: earlier batches have finished (bounded wait)."""
     if not request.node.nodeid.split("::")[0].endswith("test_batch.py"):
-        batch_tracker.wait_quiet(api, target)
+        with api.impatient():  # a courtesy wait: a busy answer ends it, it does not wait that out too
+            batch_tracker.wait_quiet(api, target)
 
 
 # ------------------------------------------------------------------------------------ token age
@@ -217,7 +239,8 @@ def aged_token(target: Target, api: Api) -> AgedToken:
     if tier is None:
         return AgedToken(None, None, now, "no API key given")
     try:
-        token = api.new_token(tier)
+        with api.impatient():  # a busy answer is no token either: no wait before the first test
+            token = api.new_token(tier)
     except Exception as exc:  # judged by the tests that use it, not here
         return AgedToken(tier, None, now, f"token exchange failed: {exc}")
     return AgedToken(tier, token, time.monotonic())
@@ -252,7 +275,8 @@ class TokenShelf:
             return
         self.last_attempt = now
         try:
-            token = api.new_token(self.tier)
+            with api.impatient():  # between tests: a busy answer is not waited out here
+                token = api.new_token(self.tier)
         except Exception:  # a failed exchange is judged by the AUTH tests; the shelf just stays as it is
             return
         self.tokens.append((time.monotonic(), token))

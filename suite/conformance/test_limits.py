@@ -39,7 +39,7 @@ INTERNAL_FLOOR = 8
 RELEASE_DEADLINE_S = 5.0
 #: How long the slot of a request that ended may take to be free for the next one (plus the path's
 #: margin; 000 names no moment, and the planted late release takes 8 s).
-RELEASE_GRACE_S = 1.0
+RELEASE_GRACE_S = 5.0
 
 
 def _one_more(api: Api, target: Target, tier: str) -> httpx.Response:

@@ -70,9 +70,22 @@ def test_a_late_answer_within_the_path_margin_is_not_a_queue() -> None:
 
 
 def test_a_busy_503_voids_the_burst() -> None:
-    result = _result(_stream(0.1, 5.0), _refused(503, {"Retry-After": "30"}))
+    busy = _refused(503, {"Retry-After": "30"})
+    result = _result(_stream(0.1, 5.0), busy, _refused(503, {"Retry-After": "30"}), limit=2)
     assert result.busy and not result.refused
     assert result.violation() is None
+
+
+def test_a_proxy_s_502_voids_the_burst_and_a_429_is_judged_first() -> None:
+    assert _result(_stream(0.1, 5.0), _refused(502, {})).violation_kind() is None
+    result = _result(_stream(0.1, 5.0), _refused(500, {}), _refused(), limit=2)
+    assert [s.status for s in result.refused] == [429, 500]
+
+
+def test_every_request_beyond_the_limit_answered_busy_is_the_limit_with_the_wrong_answer() -> None:
+    result = _result(_stream(0.1, 5.0), _refused(503, {"Retry-After": "30"}))
+    assert result.violation_kind() == "busy-at-limit"
+    assert "503 (busy) instead of 429" in (result.violation() or "")
 
 
 def test_a_503_without_retry_after_is_a_refusal_to_judge() -> None:

@@ -10,9 +10,10 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-import suite.http
+import suite.patience
 from suite.checks import TargetBusy
-from suite.http import PATIENT_RETRIES, Api
+from suite.http import Api
+from suite.patience import PATIENT_RETRIES
 from suite.target import Target
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -22,7 +23,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits the client took (none of them real)."""
     waits: list[float] = []
-    monkeypatch.setattr(suite.http.time, "sleep", waits.append)
+    monkeypatch.setattr(suite.patience.time, "sleep", waits.append)
     return waits
 
 
@@ -146,7 +147,7 @@ def test_every_busy_answer_still_reaches_the_response_hooks(slept: list[float]) 
 
 
 def test_the_session_budget_bounds_the_waits(slept: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(suite.http, "PATIENT_BUDGET_S", 45.0)
+    monkeypatch.setattr(suite.patience, "PATIENT_BUDGET_S", 45.0)
     handle, _ = _answers(BUSY_503, OK, BUSY_503, OK)
     with _api(handle) as api:
         api.get("/v1/models")  # waits 30 of the 45
