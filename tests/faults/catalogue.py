@@ -400,6 +400,16 @@ def _limit_pro_429_too_early(app: FastAPI) -> ASGIApp:
 
 
 @fault(
+    "limit_queue_instead_of_429",
+    "limits",
+    "LIMIT-001 LIMIT-002",
+    "a request over the tier's limit waits for a free slot (a gateway queue) instead of getting 429",
+)
+def _limit_queue_instead_of_429(app: FastAPI) -> ASGIApp:
+    return swaps.QueueForSlot(app)
+
+
+@fault(
     "limit_internal_capped",
     "limits",
     "LIMIT-003",

@@ -325,6 +325,14 @@ def _(p: Probe) -> bool:
     return _second_free(p).status_code == 200
 
 
+@probe("limit_queue_instead_of_429")
+def _(p: Probe) -> bool:
+    # Held back until the held stream ends (its 16 tokens take 0.8 s here), then served.
+    started = time.monotonic()
+    answer = _second_free(p)
+    return answer.status_code == 200 and time.monotonic() - started > 0.3
+
+
 @probe("limit_pro_over_admission")
 def _(p: Probe) -> bool:
     with p.in_flight(3, "pro") as held:

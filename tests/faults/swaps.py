@@ -7,6 +7,7 @@ behaviour. The production classes stay as they are; these subclasses exist only 
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import hashlib
@@ -16,6 +17,7 @@ from typing import Any
 
 import jwt
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from reference_server.auth import Authenticator, Caller, TokenService
 from reference_server.engines.base import ChatEngine
@@ -302,3 +304,27 @@ class TokenScopedLimiter(ConcurrencyLimiter):
     def try_acquire(self, key_id: str, tier: Tier) -> Slot:
         token = hashlib.sha256(TOKEN_SCOPED.get().encode()).hexdigest()[:16]
         return super().try_acquire(f"{key_id}/{token}", tier)
+
+
+class QueueForSlot:
+    """ASGI wrapper: a chat request of a key with every slot taken waits (up to ``wait_s``) until one is
+    free instead of getting its 429 at once: the request queue of a gateway that never refuses. The
+    limiter underneath stays as it is, so a request that waited too long still gets the 429."""
+
+    def __init__(self, app: FastAPI, wait_s: float = 120.0) -> None:
+        self.app = app
+        self.wait_s = wait_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == "/v1/chat/completions":
+            headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+            caller = caller_of(self.app, headers.get("authorization"))
+            if caller is not None:
+                limiter = gateway(self.app).limiter
+                limit = limiter.limit(caller.tier)
+                end = time.monotonic() + self.wait_s
+                while (
+                    limit is not None and limiter.in_flight(caller.key_id) >= limit and time.monotonic() < end
+                ):
+                    await asyncio.sleep(0.01)
+        await self.app(scope, receive, send)
