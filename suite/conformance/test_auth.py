@@ -64,6 +64,17 @@ def _expect_401(response: httpx.Response, what: str) -> None:
     expect_status(response, 401, message=f"{what} was not rejected with 401")
 
 
+def _expect_not_served(response: httpx.Response, what: str, status_rid: str) -> None:
+    """Refused: any status but 2xx. Which status is ``status_rid``'s question (a SHOULD)."""
+    expect(
+        not response.is_success,
+        f"{what} was served",
+        expected=f"a status other than 2xx (401 expected, judged by {status_rid})",
+        received=f"HTTP {response.status_code}",
+        response=response,
+    )
+
+
 # ------------------------------------------------------------------------------------ exchange
 @requirement("AUTH-001")
 def test_token_exchange_returns_task_token(api: Api, tier: str) -> None:
@@ -224,6 +235,13 @@ def test_task_token_is_accepted_late_in_its_life(
 
 
 @requirement("AUTH-006")
+def test_missing_authorization_is_not_served(api: Api, target: Target) -> None:
+    """000: "All requests require a JWT task token". The status is AUTH-017's (a SHOULD)."""
+    response = _chat_with(api, None, target.chat_model)
+    _expect_not_served(response, "a /v1 request without Authorization", "AUTH-017")
+
+
+@requirement("AUTH-017")
 def test_missing_authorization_is_401(api: Api, target: Target) -> None:
     _expect_401(_chat_with(api, None, target.chat_model), "a /v1 request without Authorization")
 
@@ -370,13 +388,7 @@ def test_invalid_api_key_is_401(api: Api, target: Target) -> None:
 def test_missing_api_key_is_not_served(api: Api, target: Target) -> None:
     """002's security is bearerAuth: no key, no completion. The status is AUTH-016's (a SHOULD)."""
     response = _chat_with(api, None, target.chat_model)
-    expect(
-        not response.is_success,
-        "a chat completion request without an API key was served",
-        expected="a status other than 2xx (401 expected, judged by AUTH-016)",
-        received=f"HTTP {response.status_code}",
-        response=response,
-    )
+    _expect_not_served(response, "a chat completion request without an API key", "AUTH-016")
 
 
 @requirement("AUTH-016")

@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from suite.checks import expect, expect_status
-from suite.conformance._helpers import CHAT, Memo, chat_body, chat_completion, json_object
+from suite.checks import expect
+from suite.conformance._helpers import CHAT, Memo, chat_body, chat_completion, expect_success, json_object
 from suite.http import Api
 from suite.markers import requirement
 from suite.target import Target
@@ -75,7 +75,7 @@ def test_completion_ids_are_unique(api: Api, memo: Memo, target: Target, tier: s
     response = api.post(
         CHAT, chat_body(target.chat_model, "Say hello in one short sentence.", max_tokens=16), tier=tier
     )
-    expect_status(response, 200)
+    expect_success(target, response, "a second chat completion was not answered with success")
     second = json_object(response)
     expect(
         second.get("id") != body.get("id"),
@@ -286,7 +286,7 @@ def _variant(model: str, name: str) -> dict[str, Any]:
 
 def _expect_accepted(api: Api, target: Target, tier: str, name: str) -> None:
     response = api.post(CHAT, _variant(target.chat_model, name), tier=tier)
-    expect_status(response, 200, message=f"a chat request with {name} was not accepted")
+    expect_success(target, response, f"a chat request with {name} was not accepted")
 
 
 @requirement("CHAT-014")
@@ -334,7 +334,7 @@ def test_non_streamed_answer_is_single_json(api: Api, target: Target, tier: str,
     if stream == "false":
         body["stream"] = False
     response = api.post(CHAT, body, tier=tier)
-    expect_status(response, 200)
+    expect_success(target, response, "a non-streamed chat request was not answered with success")
     content_type = response.headers.get("content-type", "")
     expect(
         content_type.split(";")[0].strip() == "application/json",
@@ -364,7 +364,7 @@ def _capped(
         body = chat_body(target.chat_model, LONG_PROMPT, max_tokens=None)
         body[cap] = n
         response = api.post(CHAT, body, tier=tier)
-        expect_status(response, 200, message=f"a request with {cap}={n} was not accepted")
+        expect_success(target, response, f"a request with {cap}={n} was not accepted")
         return response, json_object(response)
 
     return memo(f"capped-{cap}-{n}-{tier}", fetch)

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
-from suite.checks import disabled, expect, expect_status
-from suite.conformance._helpers import EMBED, Memo, cosine, json_object
+from suite.checks import disabled, expect
+from suite.conformance._helpers import EMBED, Memo, cosine, expect_success, json_object
 from suite.http import Api
 from suite.markers import requirement
 from suite.target import Target
@@ -38,7 +38,7 @@ def embed(
 
     def fetch() -> tuple[httpx.Response, dict[str, Any]]:
         response = api.post(EMBED, {"model": _model(target), "input": payload}, tier=tier)
-        expect_status(response, 200, message=f"POST /v1/embeddings with {which} input failed")
+        expect_success(target, response, f"POST /v1/embeddings with {which} input failed")
         return response, json_object(response, "the embeddings response")
 
     return memo(f"embed-{which}-{tier}", fetch)

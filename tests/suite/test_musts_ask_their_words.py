@@ -19,7 +19,15 @@ import schemathesis
 from requests import Request
 
 from suite.checks import ConformanceFailure, is_busy_503, is_validation_error
-from suite.conformance import test_auth, test_batch, test_chat, test_errors, test_limits_kv, test_models
+from suite.conformance import (
+    test_auth,
+    test_batch,
+    test_chat,
+    test_embeddings,
+    test_errors,
+    test_limits_kv,
+    test_models,
+)
 from suite.conformance._helpers import Memo
 from suite.conformance.conftest import AgedToken, ResponseLog
 from suite.features import looks_like_chat_model, pick_chat_model, skip_unless_image_taken, with_models
@@ -156,8 +164,24 @@ def test_auth014_a_missing_key_answered_403_is_not_served_but_misses_auth016() -
         test_auth.test_missing_api_key_is_not_served(api, target)
 
 
+def test_auth006_a_missing_token_answered_403_is_not_served_but_misses_auth017() -> None:
+    """000's 401 row is "Invalid or expired token": a missing one must not be served (AUTH-006), and
+    should get 401 (AUTH-017)."""
+    target = Target(base_url="http://t", keys=KEYS)
+
+    def fastapi_bearer(request: httpx.Request) -> httpx.Response:
+        return _json(403, {"detail": "Not authenticated"})
+
+    with _api(fastapi_bearer) as api:
+        test_auth.test_missing_authorization_is_not_served(api, target)
+        with pytest.raises(ConformanceFailure):
+            test_auth.test_missing_authorization_is_401(api, target)
+    with _api(lambda r: _json(200, {"choices": []})) as api, pytest.raises(ConformanceFailure):
+        test_auth.test_missing_authorization_is_not_served(api, target)
+
+
 # ---------------------------------------------------------------------------------- batch, item 1
-def _batch_server(polls: list[dict[str, Any]]) -> Handler:
+def _batch_server(polls: list[dict[str, Any]], poll_status: int = 200) -> Handler:
     answers = iter(polls)
 
     def handle(request: httpx.Request) -> httpx.Response:
@@ -165,7 +189,7 @@ def _batch_server(polls: list[dict[str, Any]]) -> Handler:
             return _json(200, {"task_token": _jws()})
         if request.method == "POST":
             return _json(202, {"batch_id": "b1", "status": "pending", "total": 2})
-        return _json(200, next(answers, polls[-1]))
+        return _json(poll_status, next(answers, polls[-1]))
 
     return handle
 
@@ -185,6 +209,27 @@ def test_batch005_a_completed_poll_without_results_still_fails() -> None:
     broken = {k: v for k, v in DONE.items() if k != "results"}
     with _api(_batch_server([PENDING, broken])) as api, pytest.raises(ConformanceFailure):
         test_batch.test_status_has_documented_members(api, Memo(), target)
+
+
+def test_batch005_any_2xx_poll_is_an_answer_and_a_redirect_is_not() -> None:
+    """000 names no status for GET /v1/batch/{batch_id}: a 203 poll is read by every batch test."""
+    target = Target(base_url="http://t", keys=KEYS)
+    with _api(_batch_server([PENDING, DONE], poll_status=203)) as api:
+        memo = Memo()
+        test_batch.test_status_has_documented_members(api, memo, target)
+        test_batch.test_completed_count_equals_total(api, memo, target)
+        test_batch.test_progress_is_monotonic(api, memo, target)
+    with _api(_batch_server([PENDING, DONE], poll_status=302)) as api, pytest.raises(ConformanceFailure):
+        test_batch.test_status_has_documented_members(api, Memo(), target)
+
+
+def test_batch010_a_pending_poll_without_completed_passes_a_falling_count_fails() -> None:
+    target = Target(base_url="http://t", keys=KEYS)
+    with _api(_batch_server([PENDING, {**PENDING, "status": "running", "completed": 1}, DONE])) as api:
+        test_batch.test_progress_is_monotonic(api, Memo(), target)
+    falling = [{**PENDING, "status": "running", "completed": 2}, {**PENDING, "completed": 1}, DONE]
+    with _api(_batch_server(falling)) as api, pytest.raises(ConformanceFailure):
+        test_batch.test_progress_is_monotonic(api, Memo(), target)
 
 
 # --------------------------------------------------------------------------------- errors, item 2
@@ -332,6 +377,53 @@ def test_model011_skips_a_listing_it_cannot_read() -> None:
     target = Target(base_url="http://t", profile="fortytwo", keys=KEYS)
     with _api(_listing({"models": ["fortytwo-preview"]}), "fortytwo") as api, pytest.raises(Skipped):
         test_models.test_a_listed_model_chats(api, Memo(), target)
+
+
+# -------------------------------------------------------------- success statuses (000 names none)
+def _answering(status: int, body: Any) -> Handler:
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/token":
+            return _json(200, {"task_token": _jws()})
+        return _json(status, body)
+
+    return handle
+
+
+CHAT_BODY = {"id": "chatcmpl-1", "object": "chat.completion", "choices": [], "usage": {}}
+EMBED_BODY = {
+    "data": [{"embedding": [0.6, 0.8], "index": 0}],
+    "usage": {"prompt_tokens": 2, "total_tokens": 2},
+}
+
+
+@pytest.mark.parametrize(("model", "body"), [("42-logic", CHAT_BODY), ("42-embed", EMBED_BODY)])
+def test_model00x_a_201_use_of_a_granted_model_passes_a_403_fails(model: str, body: Any) -> None:
+    with _api(_answering(201, body)) as api:
+        test_models.test_tier_may_use_documented_model(api, model, "free")
+    for status in (302, 403):
+        with _api(_answering(status, body)) as api, pytest.raises(ConformanceFailure):
+            test_models.test_tier_may_use_documented_model(api, model, "free")
+
+
+def test_embed001_a_201_answer_passes_a_302_fails() -> None:
+    target = Target(base_url="http://t", keys=KEYS, embed_model="42-embed")
+    with _api(_answering(201, EMBED_BODY)) as api:
+        test_embeddings.test_single_input_gives_one_embedding(api, Memo(), target, "free")
+    with _api(_answering(302, EMBED_BODY)) as api, pytest.raises(ConformanceFailure):
+        test_embeddings.test_single_input_gives_one_embedding(api, Memo(), target, "free")
+
+
+def test_chat001_any_2xx_on_42ai_but_200_on_fortytwo_which_002_declares() -> None:
+    ours = Target(base_url="http://t", keys=KEYS)
+    with _api(_answering(201, CHAT_BODY)) as api:
+        test_chat.test_chat_completion_is_200_json_object(api, Memo(), ours, "free")
+    with _api(_answering(302, CHAT_BODY)) as api, pytest.raises(ConformanceFailure):
+        test_chat.test_chat_completion_is_200_json_object(api, Memo(), ours, "free")
+    fortytwo = Target(base_url="http://t", profile="fortytwo", keys=KEYS)
+    with _api(_answering(201, CHAT_BODY), "fortytwo") as api, pytest.raises(ConformanceFailure):
+        test_chat.test_chat_completion_is_200_json_object(api, Memo(), fortytwo, "free")
+    with _api(_answering(200, CHAT_BODY), "fortytwo") as api:
+        test_chat.test_chat_completion_is_200_json_object(api, Memo(), fortytwo, "free")
 
 
 # --------------------------------------------------------------------------- discovery, item 12
