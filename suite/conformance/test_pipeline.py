@@ -31,9 +31,12 @@ def _request(image_url: str, template: str = TEMPLATE) -> dict[str, Any]:
 
 
 def _post(api: Api, target: Target, image_url: str) -> httpx.Response:
-    """One design-analysis request with the strongest key (pro is what 000's tiers need)."""
+    """One design-analysis request with the strongest key (pro is what 000's tiers need), given the
+    deadline the measured speed gives two sequential generations (``Pace.pipeline_deadline``), never
+    less than the request timeout."""
     tier = first_tier(target, ("pro", "internal"))
-    timeout = max(target.timeout, 120.0)
+    measured = api.pace.pipeline_deadline() if api.pace is not None else target.timeout
+    timeout = max(target.timeout, measured)
     return api.post(PIPELINE, _request(image_url), tier=tier, timeout=timeout)
 
 
