@@ -23,7 +23,7 @@ Handler = Callable[[httpx.Request], httpx.Response]
 def slept(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits the client took (none of them real)."""
     waits: list[float] = []
-    monkeypatch.setattr(suite.patience.time, "sleep", waits.append)
+    monkeypatch.setattr("suite.patience.time.sleep", waits.append)
     return waits
 
 
