@@ -316,6 +316,30 @@ def test_err006_a_busy_503_with_retry_after_is_not_judged_a_500_is() -> None:
             test_errors.test_invalid_input_never_gets_5xx(api, Memo(), target, "free", "unknown-role")
 
 
+def _busy_for_invalid_input_only(valid_status: int) -> Handler:
+    """Every chat request with an unknown role answered 503 + Retry-After; any other with ``valid_status``."""
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/token":
+            return _json(200, {"task_token": _jws()})
+        if b"wizard" in request.content:  # the unknown-role case's role
+            return _json(503, {"error": {"message": "busy", "type": "x"}}, **{"Retry-After": "30"})
+        return _json(valid_status, {"choices": []})
+
+    return handle
+
+
+def test_err006_busy_on_every_try_is_skip_unless_a_valid_request_is_served(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("suite.patience.time.sleep", lambda _s: None)
+    target = Target(base_url="http://t", keys=KEYS)
+    with _api(_busy_for_invalid_input_only(503)) as api, pytest.raises(Skipped, match="stayed busy"):
+        test_errors.test_invalid_input_never_gets_5xx(api, Memo(), target, "free", "unknown-role")
+    with _api(_busy_for_invalid_input_only(200)) as api, pytest.raises(ConformanceFailure, match="valid"):
+        test_errors.test_invalid_input_never_gets_5xx(api, Memo(), target, "free", "unknown-role")
+
+
 def test_judge_err006_passes_over_a_busy_503() -> None:
     assert is_busy_503(503, ["content-type", "Retry-After"]) and not is_busy_503(503, ["content-type"])
     assert not is_busy_503(500, ["retry-after"])
