@@ -225,6 +225,13 @@ class BurstResult:
         return None
 
     @property
+    def refusal_proves_limit(self) -> bool:
+        """A refusal while no more than ``limit`` of the burst were admitted in all: then the server had
+        at most ``limit`` in flight when it refused, whatever the path hid. With more admitted (a burst
+        larger than ``limit + 1``), they may have run side by side, and the refusal proves nothing."""
+        return bool(self.refused) and len(self.admitted) <= self.limit
+
+    @property
     def conclusive(self) -> bool:
         return bool(self.refused) or self.over_admitted or self.queued is not None
 

@@ -107,3 +107,11 @@ def test_a_refusal_at_the_limit_is_no_violation() -> None:
 @pytest.mark.parametrize(("margin", "wait"), [(0.05, 5.0), (2.0, 8.0)])
 def test_the_queue_wait_grows_with_the_path(margin: float, wait: float) -> None:
     assert queue_wait_s(margin) == wait
+
+
+def test_a_refusal_proves_the_limit_only_with_no_more_than_the_limit_admitted() -> None:
+    # A grown burst (4 requests, limit 1): two admitted one after the other as far as the client can
+    # tell, two refused. A server with a limit of 2 answers just so: the refusals prove nothing.
+    grown = _result(_stream(0.1, 5.0), _stream(0.2, 5.1), _refused(), _refused(), path_s=0.5, expected_s=0.3)
+    assert grown.refused and not grown.refusal_proves_limit
+    assert _result(_stream(0.1, 5.0), _refused(), _refused(), _refused()).refusal_proves_limit
