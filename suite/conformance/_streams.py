@@ -78,6 +78,7 @@ def read_chat_stream(
     deadline_s: float,
     start: threading.Barrier | None = None,
     patient: bool = True,
+    unread_after_first: bool = False,
 ) -> None:
     """Send ``body`` as a streaming chat completion of ``tier`` and record what happens in ``stream``.
 
@@ -85,6 +86,9 @@ def read_chat_stream(
     stream ends or ``stop`` is set; leaving closes the stream, which disconnects it. ``start``: wait
     for the other threads of a burst before sending. ``patient=False``: a busy answer is recorded as
     it came (a burst judges busy answers itself), not waited out (``suite.http``).
+    ``unread_after_first``: after the first event, read nothing more until ``stop`` (the connection stays
+    open): the server then cannot finish sending, and holds its slot, however fast it generates; the
+    stream's end is then never known (no timing judgement may rest on it).
     """
     try:
 
@@ -107,6 +111,9 @@ def read_chat_stream(
                 if stream.first_at is None:
                     stream.first_at = event.arrived
                     stream.settled.set()
+                    if unread_after_first:
+                        stop.wait()
+                        return
                 elif ends_stream(event.data):
                     # The finishing event's arrival, not the reader's return: the reader may still wait
                     # for the server to close the connection after [DONE].
