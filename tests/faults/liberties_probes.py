@@ -115,7 +115,9 @@ def _extra_429(p: LibertyProbe) -> bool:
     prompt = "Write a story, at least 2000 words."
     body = {"model": "42-general", "messages": [{"role": "user", "content": prompt}], "max_tokens": 200}
     with p.http.stream("POST", CHAT, json={**body, "stream": True}, headers=headers) as held:
-        next(held.iter_raw())
+        # The iterator is kept: a dropped one is closed, and closing it hangs up the held stream.
+        chunks = held.iter_raw()
+        next(chunks)
         second = p.http.post(CHAT, json=body, headers=headers)
     return second.status_code == 429 and second.headers.get("retry-after-ms") == "5000"
 
