@@ -71,23 +71,28 @@ VIOLATIONS_TO_FAIL = 2
 BURST_GROWTH_CAP = 3
 
 
-def _burst_once(api: Api, target: Target, tier: str, pace: Pace, attempt: int) -> BurstResult:
+def _burst_once(
+    api: Api, target: Target, tier: str, pace: Pace, attempt: int, slow_path: bool
+) -> BurstResult:
+    """One burst. ``slow_path``: an earlier burst found timing not admissible (or the preflight did):
+    then its admitted streams are left unread after their first event, so the server holds their slots
+    and refuses the rest however fast it generates, and the burst stays at ``limit + 1`` (a larger one
+    admits more than the limit one after another, which proves nothing without timing)."""
     wait_admitted(api, tier)
     body = hold_body(target.chat_model, pace)
     expected_s = _expected_s(body["max_tokens"], pace)
+    unread = slow_path or expected_s < ADMISSIBLE_FACTOR * pace.path_s
     return burst(
         api,
         tier,
         body,
         LIMITS[tier],
-        size=(LIMITS[tier] + 1) * min(attempt, BURST_GROWTH_CAP),
+        size=(LIMITS[tier] + 1) * (1 if unread else min(attempt, BURST_GROWTH_CAP)),
         deadline_s=pace.deadline(HOLD_MAX_TOKENS),
         margin_s=pace.margin_s,
         expected_s=expected_s,
         path_s=pace.path_s,
-        # Where timing cannot be judged anyway (a fast server behind a slow path), the admitted streams
-        # are left unread after their first event, so the server holds their slots and refuses the rest.
-        unread=expected_s < ADMISSIBLE_FACTOR * pace.path_s,
+        unread=unread,
     )
 
 
@@ -113,13 +118,15 @@ def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> O
     def run() -> OverLimit:
         over: OverLimit | None = None
         attempts = 0
+        slow_path = False
         while attempts < BURST_ATTEMPTS:
             attempts += 1
             if attempts > 1:
                 # The last burst's streams were hung up: their slots may take a moment to be free at
                 # the server (LIMIT-012 allows 5 s), and a refusal then is no refusal below the limit.
                 _pause(api, SETTLE_S + pace.margin_s)
-            result = _burst_once(api, target, tier, pace, attempts)
+            result = _burst_once(api, target, tier, pace, attempts, slow_path)
+            slow_path = slow_path or not result.timing_admissible
             if over is None:
                 over = OverLimit(result, attempts)
             over.attempts = attempts
