@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +30,8 @@ from tests.faults.prove import (
     SIM_TOKEN_DELAY_S,
     Score,
     SuiteRun,
+    in_pool,
     run_suite,
-    stop_running_suites,
     suite_command,
 )
 from tests.support.server_process import ServerProcess
@@ -169,15 +168,7 @@ def prove_liberties(
             progress(result)
         return result
 
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
-    try:
-        return list(pool.map(one, liberties))
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        stop_running_suites()
-        raise
-    finally:
-        pool.shutdown(wait=True)
+    return in_pool(one, liberties, jobs)
 
 
 def precision(results: Sequence[LibertyResult]) -> Score:

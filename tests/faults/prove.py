@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from reference_server.auth import DEMO_KEYS
 from suite.catalogue import Requirement, load_catalogue
@@ -54,6 +54,7 @@ __all__ = [
     "FaultServer",
     "SuiteRun",
     "gates",
+    "in_pool",
     "judge",
     "main",
     "parse_results",
@@ -80,6 +81,9 @@ REQUEST_TIMEOUT_S = 10.0
 #: At this delay per token a short answer streams for seconds, as on a CPU engine (the zero-delay pass,
 #: ``--sim-token-delay 0``, checks that the concurrency tests also judge a target that answers at once).
 SIM_TOKEN_DELAY_S = 0.15
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _running: set[subprocess.Popen[bytes]] = set()
 _running_lock = threading.Lock()
@@ -544,11 +548,16 @@ def prove(
             progress(result)
         return result
 
+    return in_pool(one, faults, jobs)
+
+
+def in_pool(one: Callable[[T], R], items: Sequence[T], jobs: int) -> list[R]:
+    """``one`` over ``items``, ``jobs`` at a time, results in order; on Ctrl-C the items not started are
+    dropped and the suites running are stopped (their servers stop with them)."""
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        return list(pool.map(one, faults))
+        return list(pool.map(one, items))
     except BaseException:
-        # Ctrl-C: drop the faults not started, stop the suites running (their servers stop with them).
         pool.shutdown(wait=False, cancel_futures=True)
         stop_running_suites()
         raise
