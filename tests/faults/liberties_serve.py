@@ -8,19 +8,16 @@ only the path (an intermediary, a busy machine) serves the clean app: the proof 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import functools
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import uvicorn
 from starlette.types import ASGIApp
 
 from reference_server.auth import DEMO_KEYS
-from reference_server.cli_serve import serve_announced
 from tests.faults.liberties import LIBERTIES, get
-from tests.faults.serve import DEFAULT_KV_BUDGET_TOKENS, NONE, build
+from tests.faults.serve import DEFAULT_KV_BUDGET_TOKENS, NONE, build, serve_on_loopback
 
 __all__ = ["build_liberty", "main"]
 
@@ -60,23 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         kv_budget_tokens=args.kv_budget_tokens,
         flavour=args.flavour,
     )
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level=args.log_level,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=2,
-    )
-    try:
-        announce = functools.partial(_announcement, args.liberty)
-        asyncio.run(serve_announced(uvicorn.Server(config), args.port_file, announce))
-    except SystemExit as exc:  # uvicorn could not bind
-        return int(exc.code or 1)
-    except KeyboardInterrupt:
-        pass
-    return 0
+    announce = functools.partial(_announcement, args.liberty)
+    return serve_on_loopback(app, args.port, args.port_file, args.log_level, announce)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import logging
 import os
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -33,7 +33,7 @@ from reference_server.config import DEMO_KEYS_FILE, ServerConfig
 from reference_server.engines.sim import SimChatEngine, SimEmbedEngine
 from tests.faults.catalogue import FAULTS, get
 
-__all__ = ["DEFAULT_KV_BUDGET_TOKENS", "NONE", "build", "main"]
+__all__ = ["DEFAULT_KV_BUDGET_TOKENS", "NONE", "build", "main", "serve_on_loopback"]
 
 NONE = "none"
 #: The vLLM chat engine's KV-cache capacity on this machine (README, "Tiers and limits").
@@ -130,20 +130,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.fault != NONE
         else "conform42 reference server (sim), no fault"
     )
+    return serve_on_loopback(
+        app, args.port, args.port_file, args.log_level, functools.partial(_announcement, banner)
+    )
+
+
+def serve_on_loopback(
+    app: ASGIApp, port: int, port_file: Path | None, log_level: str, announce: Callable[[int], str]
+) -> int:
+    """Serve ``app`` with uvicorn on 127.0.0.1 until stopped; the exit code (1: could not bind)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
-        port=args.port,
-        log_level=args.log_level,
+        port=port,
+        log_level=log_level,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=2,
     )
     try:
         # The same announcement as `conform42 serve`: the port file (written atomically) once listening.
-        asyncio.run(
-            serve_announced(uvicorn.Server(config), args.port_file, functools.partial(_announcement, banner))
-        )
+        asyncio.run(serve_announced(uvicorn.Server(config), port_file, announce))
     except SystemExit as exc:  # uvicorn could not bind
         return int(exc.code or 1)
     except KeyboardInterrupt:
