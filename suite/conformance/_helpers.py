@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 from suite.checks import TargetBusy, disabled, expect, fail
 from suite.http import Api
@@ -42,6 +43,7 @@ __all__ = [
     "json_or_none",
     "late",
     "other_tier",
+    "per_test_timeout_s",
     "slow_stream_body",
 ]
 
@@ -206,3 +208,11 @@ def chat_completion(api: Api, memo: Memo, target: Target, tier: str) -> tuple[ht
         return response, json_object(response, "the chat completion")
 
     return memo(f"chat-{tier}", fetch)
+
+
+def per_test_timeout_s(pytestconfig: pytest.Config) -> float:
+    """The per-test timeout pytest-timeout enforces (its ``timeout`` ini), 0 when none is set."""
+    try:
+        return float(pytestconfig.getini("timeout") or 0)
+    except (ValueError, TypeError):
+        return 0.0

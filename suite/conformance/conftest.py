@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from suite.checks import disabled
-from suite.conformance._helpers import LATE_ATTR, Memo, first_tier, json_or_none
+from suite.conformance._helpers import LATE_ATTR, Memo, first_tier, json_or_none, per_test_timeout_s
 from suite.http import Api
 from suite.pace import Pace
 from suite.plugin import announce
@@ -71,10 +71,7 @@ WAIT_SHARE = 0.6
 @pytest.fixture(autouse=True)
 def _wait_deadline(api: Api, pytestconfig: pytest.Config) -> Iterator[None]:
     """Every test gets a deadline for busy waits: a share of its pytest-timeout time (none: no bound)."""
-    try:
-        seconds = float(pytestconfig.getini("timeout") or 0)
-    except (ValueError, TypeError):
-        seconds = 0.0
+    seconds = per_test_timeout_s(pytestconfig)
     api.wait_deadline = time.monotonic() + WAIT_SHARE * seconds if seconds > 0 else None
     try:
         yield

@@ -26,6 +26,7 @@ Bounds: ``CONFORM42_PROPERTY_EXAMPLES`` (examples per operation and mode, defaul
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ import pytest
 from schemathesis.schemas import BaseSchema
 
 from suite.checks import TargetUnreachable, disabled
+from suite.conformance._helpers import per_test_timeout_s
 from suite.http import Api
 from suite.markers import requirement
 from suite.openapi import load_spec, operation
@@ -57,6 +59,18 @@ from suite.target import Target
 _RUNS = len(OPERATIONS) + 1
 #: Longest wait for the batches a run submitted before the next operation starts.
 _DRAIN_S = 120.0
+#: The drain ends by this share of the test's own time (pytest-timeout): a run that used its slot on a
+#: loaded machine then leaves its batches running rather than let the wait become a per-test timeout,
+#: which would be charged to the requirement as a Fail.
+_DRAIN_SHARE = 0.8
+
+
+def drain_within(test_s: float, started: float) -> float:
+    """Seconds the drain may take: ``_DRAIN_S``, cut to what is left of ``_DRAIN_SHARE`` of a test that
+    started at ``started`` (monotonic) and may run ``test_s`` seconds (0: no per-test timeout)."""
+    if test_s <= 0:
+        return _DRAIN_S
+    return max(0.0, min(_DRAIN_S, _DRAIN_SHARE * test_s - (time.monotonic() - started)))
 
 
 @pytest.fixture(scope="module")
@@ -79,12 +93,15 @@ class PropertyRuns:
     judge: ExchangeJudge
     findings: Findings
     clock: Clock
+    #: The per-test timeout (pytest-timeout's ``timeout`` ini, 0: none), which bounds the batch drain.
+    test_s: float = 0.0
     logs: dict[str, ExchangeLog | str] = field(default_factory=dict)
 
     def run(self, label: str) -> ExchangeLog:
         if operation(load_spec(self.target.profile), label) is None:
             disabled(f"the {self.target.profile} spec declares no {label}")
         if label not in self.logs:
+            started = time.monotonic()
             seconds = self.clock.slot()
             if seconds <= 0.5:
                 self.logs[label] = (
@@ -102,7 +119,8 @@ class PropertyRuns:
                     seconds=seconds,
                 )
                 if log.batch_ids and log.unreachable is None:
-                    drain_batches(self.api, auth_tier(self.target), log.batch_ids, _DRAIN_S)
+                    drain_s = drain_within(self.test_s, started)
+                    drain_batches(self.api, auth_tier(self.target), log.batch_ids, drain_s)
                 self.logs[label] = log
             self.clock.finished_one()
         found = self.logs[label]
@@ -130,7 +148,9 @@ class PropertyRuns:
 
 
 @pytest.fixture(scope="module")
-def property_runs(target: Target, budget: Budget, pace: Pace) -> Iterator[PropertyRuns]:
+def property_runs(
+    target: Target, budget: Budget, pace: Pace, pytestconfig: pytest.Config
+) -> Iterator[PropertyRuns]:
     """The profile's schema, built once the target is known (it comes from the plugin's fixture).
 
     Its own ``Api`` (for the task tokens and the batch drain) rather than the ``api`` fixture: the
@@ -148,6 +168,7 @@ def property_runs(target: Target, budget: Budget, pace: Pace) -> Iterator[Proper
             judge=ExchangeJudge(target.profile, target.keys, findings),
             findings=findings,
             clock=Clock(budget, runs=_RUNS),
+            test_s=per_test_timeout_s(pytestconfig),
         )
 
 
@@ -210,6 +231,7 @@ def test_batch_links_are_stateful(property_runs: PropertyRuns) -> None:
     target = property_runs.target
     if operation(load_spec(target.profile), "POST /v1/batch") is None:
         disabled(f"the {target.profile} spec declares no POST /v1/batch")
+    started = time.monotonic()
     if property_runs.clock.slot() <= 0.5:
         pytest.skip("the property time budget (CONFORM42_PROPERTY_MAX_TIME) was used up")
     log, failure = run_stateful(
@@ -217,7 +239,8 @@ def test_batch_links_are_stateful(property_runs: PropertyRuns) -> None:
     )
     property_runs.clock.finished_one()
     if log.batch_ids:
-        drain_batches(property_runs.api, auth_tier(target), log.batch_ids, _DRAIN_S)
+        drain_s = drain_within(property_runs.test_s, started)
+        drain_batches(property_runs.api, auth_tier(target), log.batch_ids, drain_s)
     if failure is not None:
         raise failure
     if not log.linked_checks:

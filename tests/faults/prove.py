@@ -501,9 +501,11 @@ def run_clean(
     via: str | None = None,
     busy: bool = False,
     gate: str | None = "may",
+    accept_skip: Sequence[str] = (),
 ) -> CleanSummary:
     """``count`` consecutive suite runs against the clean server (a fresh one each time); ``via`` and
-    ``busy`` as for ``prove_fault``, ``gate`` as for ``suite_command`` (None: MUST, as a user's CI)."""
+    ``busy`` as for ``prove_fault``, ``gate`` as for ``suite_command`` (None: MUST, as a user's CI);
+    ``accept_skip``: requirement IDs whose Skip the runs accept, as a user behind such a path would."""
     runs = []
     for number in range(1, count + 1):
         report_dir = work_dir / f"clean-{profile}-{number}"
@@ -513,7 +515,8 @@ def run_clean(
             through(via, server.base_url) as url,
             busy_machine(busy),
         ):
-            command = suite_command(url, report_dir, requirements, profile=profile, gate=gate)
+            extra = ["--accept-skip", ",".join(accept_skip)] if accept_skip else []
+            command = suite_command(url, report_dir, requirements, profile=profile, gate=gate, extra=extra)
             runs.append(
                 run_suite(url, report_dir, timeout_s=timeout_s or FULL_RUN_TIMEOUT_S, command=command)
             )
@@ -684,6 +687,13 @@ def _parser() -> argparse.ArgumentParser:
         help="the gate of the clean runs (default may: any failure counts; must: as a user's CI)",
     )
     parser.add_argument(
+        "--clean-accept-skip",
+        default="",
+        metavar="IDS",
+        help="clean runs: requirement IDs whose Skip the verdict accepts (conform42 run --accept-skip), "
+        "as the README tells a user whose proxy hides what the limits need",
+    )
+    parser.add_argument(
         "--list-liberties",
         action="store_true",
         help="print the liberty catalogue (Markdown, as in the README) and exit",
@@ -767,6 +777,7 @@ def _main(args: argparse.Namespace) -> int:
             via=args.via,
             busy=args.busy,
             gate=None if args.clean_gate == "must" else "may",
+            accept_skip=[i.strip() for i in args.clean_accept_skip.split(",") if i.strip()],
         )
         if args.clean_runs
         else None
