@@ -121,6 +121,8 @@ class Catalogue:
 
     requirements: tuple[Requirement, ...]
     seeds: tuple[str, ...] = ()
+    #: The catalogue format's version (``version`` in the file).
+    format_version: int = 1
     _by_id: dict[str, Requirement] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -216,4 +218,5 @@ def _load(path: Path) -> Catalogue:
     return Catalogue(
         requirements=tuple(_requirement(item) for item in raw["requirements"]),
         seeds=tuple(raw.get("seeds", ())),
+        format_version=int(raw["version"]),
     )

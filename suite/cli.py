@@ -19,6 +19,7 @@ from rich.table import Table
 
 from suite.catalogue import AREAS, LEVELS, PROFILES, CatalogueError, Requirement, load_catalogue
 from suite.diff import ResultsFileError, diff_results, load_results, render_diff
+from suite.identity import describe
 from suite.resources import SpecsNotFound
 from suite.run_command import add_run_parser
 
@@ -36,10 +37,30 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: what a run judges against (``suite.identity``), printed before any subcommand."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object, **_kwargs: object) -> None:
+        try:
+            text = describe()
+        except (CatalogueError, SpecsNotFound, OSError) as exc:
+            parser.exit(EXIT_USAGE, f"conform42: cannot read the specs: {exc}\n")
+        sys.stdout.write(text)
+        parser.exit(EXIT_OK)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="conform42",
         description="Conformance suite and load harness for the 42 family of OpenAI-compatible LLM APIs.",
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the package version, the catalogue's and a digest of the specs, and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

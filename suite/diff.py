@@ -163,6 +163,11 @@ def _notes(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, ...]:
     for key in ("target", "profile", "level"):
         if old.get(key) != new.get(key):
             notes.append(f"{key} differs: {old.get(key)} -> {new.get(key)}")
+    # Reports written before the digests were recorded have none: nothing to compare then.
+    old_specs = (old.get("documents") or {}).get("specs_sha256")
+    new_specs = (new.get("documents") or {}).get("specs_sha256")
+    if old_specs and new_specs and old_specs != new_specs:
+        notes.append(f"judged against other documents: specs sha256 {old_specs} -> {new_specs}")
     return tuple(notes)
 
 

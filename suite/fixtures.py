@@ -73,9 +73,10 @@ def target(pytestconfig: pytest.Config) -> Target:
 
 
 @pytest.fixture(scope="session")
-def api(target: Target) -> Iterator[Api]:
-    """The suite's client for the target (timeouts, no retries, task tokens managed)."""
-    with Api(target) as client:
+def api(target: Target, pytestconfig: pytest.Config) -> Iterator[Api]:
+    """The suite's client for the target (timeouts, no retries, task tokens managed); it keeps the run's
+    count of endpoints that stopped answering (``suite.liveness``)."""
+    with Api(target, liveness=pytestconfig.stash[STATE].liveness) as client:
         yield client
 
 

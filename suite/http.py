@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from suite.checks import ConformanceFailure, TargetUnreachable, TokenExchangeFailed
+from suite.liveness import Liveness, endpoint
 from suite.pace import Pace, measure_pace
 from suite.patience import Patience
 from suite.target import TOKEN_PATH, Target
@@ -75,7 +76,13 @@ def task_token(response: httpx.Response) -> str | None:
 class Api:
     """A synchronous client for one target; thread-safe for the concurrency tests."""
 
-    def __init__(self, target: Target, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        target: Target,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        liveness: Liveness | None = None,
+    ) -> None:
         self.target = target
         self.timeout = target.timeout
         self._client = httpx.Client(
@@ -93,6 +100,8 @@ class Api:
         self._local = threading.local()
         #: The patience rule's state: busy answers waited out, the suite's own open requests per tier.
         self.patience = Patience(lambda: self.pace.margin_s if self.pace is not None else 0.0)
+        #: Which endpoints stopped answering (``suite.liveness``); shared by the clients of one run.
+        self.liveness = liveness or Liveness()
 
     # -- bookkeeping -------------------------------------------------------------------------
     @property
@@ -222,6 +231,24 @@ class Api:
         """The deadline the work asked for (chat, pipeline), or None before the pace is known."""
         return None if self.pace is None else self.pace.request_deadline(httpx.URL(url).path, body)
 
+    def _open(self, request: httpx.Request, timeout: float | None) -> httpx.Response:
+        """Send ``request`` and return once its status line is in (the body unread), keeping the
+        liveness count (``suite.liveness``): a stopped endpoint is not sent to; no status line in time,
+        or a refused connection, is a strike; any status line an answer."""
+        key = endpoint(request.method, request.url)
+        self.liveness.check(key)
+        try:
+            response = self._client.send(request, stream=True)
+        except (httpx.TimeoutException, httpx.ConnectError) as exc:
+            if isinstance(exc, httpx.ConnectError):
+                self.liveness.struck(key, f"connection failed: {exc}")
+            elif not isinstance(exc, httpx.PoolTimeout):  # the suite's own pool, not the target
+                waited = (request.extensions.get("timeout") or {}).get("read") or timeout or self.timeout
+                self.liveness.struck(key, f"no status line within {waited:g} s ({type(exc).__name__})")
+            raise
+        self.liveness.answered(key)
+        return response
+
     def send(
         self,
         method: str,
@@ -245,7 +272,12 @@ class Api:
             busy = self.patience.recent(tier, first)
             try:
                 with self.patience.counted(tier):
-                    return self._client.send(request), busy
+                    response = self._open(request, timeout)
+                    try:
+                        response.read()
+                    finally:
+                        response.close()
+                    return response, busy
             except httpx.TransportError as exc:
                 raise _transport_failure(exc, request, timeout or self.timeout) from exc
 
@@ -306,7 +338,7 @@ class Api:
             sent.append(request)
             busy = self.patience.recent(tier, first, own=1)  # the stream counts itself as open already
             try:
-                return self._client.send(request, stream=True), busy
+                return self._open(request, timeout), busy
             except httpx.TransportError as exc:
                 raise _transport_failure(exc, request, timeout or self.timeout) from exc
 

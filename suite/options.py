@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_SESSION_TIMEOUT_S",
     "DEFAULT_TEST_TIMEOUT_S",
     "OTHER_OPTIONS",
+    "QUIET",
     "TABLE",
     "OptionTable",
 ]
@@ -102,12 +103,29 @@ OTHER_OPTIONS: tuple[Option, ...] = (
     # Suite development: run other tests than suite.conformance.
     Option("tests", ("--tests",), scope="cli", nargs="+", metavar="PATH", hidden=True, help="test paths"),
     Option(
+        "quiet",
+        ("-q", "--quiet"),
+        scope="cli",
+        action="flag",
+        default=False,
+        child=lambda on: ["--conform42-quiet"] if on else [],
+        help="no progress line while the tests run (the summary only)",
+    ),
+    Option(
         "compact",
         ("--conform42-compact",),
         scope="pytest",
         action="flag",
         default=False,
-        help="conform42 run's output: no per-test letters or tracebacks, a live progress line",
+        help="conform42 run's output: no per-test letters or tracebacks, a progress line",
+    ),
+    Option(
+        "conform42_quiet",
+        ("--conform42-quiet",),
+        scope="pytest",
+        action="flag",
+        default=False,
+        help="conform42 run -q: no progress line",
     ),
 )
 
@@ -149,3 +167,4 @@ class OptionTable:
 TABLE = OptionTable(Settings)
 CONFIG = next(o for o in OTHER_OPTIONS if o.name == "config")
 COMPACT = next(o for o in OTHER_OPTIONS if o.name == "compact")
+QUIET = next(o for o in OTHER_OPTIONS if o.name == "conform42_quiet")

@@ -1,15 +1,20 @@
-"""Each test's outcome as it runs: the live progress line, the outcome per test, quiet test status."""
+"""Each test's outcome as it runs: the progress line, the outcome per test, quiet test status."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import time
 from collections.abc import Generator
+from datetime import UTC, datetime
 
 import pytest
 
 from suite.classify import classify
 from suite.http import Api
-from suite.outcomes import TestResult
-from suite.run_state import STATE
+from suite.outcomes import Outcome, TestResult
+from suite.progress import Progress, open_progress_stream
+from suite.run_state import STATE, RunState
 
 __all__ = ["pytest_report_teststatus", "pytest_runtest_makereport", "pytest_runtest_protocol"]
 
@@ -18,20 +23,44 @@ __all__ = ["pytest_report_teststatus", "pytest_runtest_makereport", "pytest_runt
 def pytest_runtest_protocol(
     item: pytest.Item, nextitem: pytest.Item | None
 ) -> Generator[None, object, object]:
-    """A live progress line in ``conform42 run`` on a terminal (pytest prints its own otherwise)."""
+    """The progress line of ``conform42 run`` (``suite.progress``); pytest prints its own otherwise."""
     state = item.config.stash[STATE]
-    reporter: pytest.TerminalReporter | None = item.config.pluginmanager.get_plugin("terminalreporter")
-    live = bool(state.compact and state.active and reporter is not None and reporter.isatty)
-    if live and reporter is not None:
-        ids = ", ".join(state.item_ids.get(item.nodeid, ())) or "-"
-        line = f"conform42: [{state.done + 1}/{len(item.session.items)}] {ids}  {item.name}"
-        reporter.rewrite(line[: item.config.get_terminal_writer().fullwidth - 1], erase=True)
+    progress = _progress(item, state)
+    if progress is not None:
+        progress.test_started(state.item_ids.get(item.nodeid, ()))
     try:
         return (yield)
     finally:
         state.done += 1
-        if live and reporter is not None and nextitem is None:
-            reporter.rewrite("", erase=True)
+        if progress is not None:
+            test = state.tests.get(item.nodeid)
+            outcome = test.outcome if test is not None else None
+            progress.test_finished(failed=outcome is Outcome.FAIL, error=outcome is Outcome.ERROR)
+            if nextitem is None:
+                progress.stop()
+
+
+def _progress(item: pytest.Item, state: RunState) -> Progress | None:
+    """The run's progress line, started with its first test (None: not ``conform42 run``, or ``-q``)."""
+    if state.progress is None and state.compact and state.active and not state.quiet:
+        stream = open_progress_stream()
+        if stream is None:
+            return None
+        live = stream.isatty()
+        width = 120
+        if live:
+            with contextlib.suppress(OSError):
+                width = os.get_terminal_size(stream.fileno()).columns
+        state.progress = Progress(
+            stream,
+            total=len(item.session.items),
+            live=live,
+            areas={r.id: r.area for r in state.selected},
+            started=time.monotonic() - (datetime.now(UTC) - state.started).total_seconds(),
+            width=width,
+        )
+        state.progress.start()
+    return state.progress
 
 
 @pytest.hookimpl(wrapper=True)

@@ -20,7 +20,7 @@ import pytest
 from suite.fixtures import api, features, target, target_from_config
 from suite.markers import MARKER
 from suite.option_builders import add_pytest_options
-from suite.options import COMPACT
+from suite.options import COMPACT, QUIET
 from suite.outcome_hooks import pytest_report_teststatus, pytest_runtest_makereport, pytest_runtest_protocol
 from suite.run_state import STATE, RunState, announce
 from suite.selection_hooks import CollectErrors, pytest_collection_modifyitems
@@ -53,6 +53,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{MARKER}(*ids): the conform42 requirement IDs this test checks")
-    state = RunState(compact=bool(config.getoption(COMPACT.pytest_spellings[0])))
+    state = RunState(
+        compact=bool(config.getoption(COMPACT.pytest_spellings[0])),
+        quiet=bool(config.getoption(QUIET.pytest_spellings[0])),
+    )
     config.stash[STATE] = state
     config.pluginmanager.register(CollectErrors(state), "conform42-collect-errors")

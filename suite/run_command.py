@@ -25,6 +25,7 @@ from suite.config import ConfigError, resolve_settings
 from suite.option_builders import add_run_options, child_arguments, child_environment
 from suite.options import COMPACT, TABLE
 from suite.outcomes import EXIT_SUITE_ERROR
+from suite.progress import PROGRESS_FD_ENV
 from suite.selection import SelectionError, parse_filter
 
 __all__ = ["CONFORMANCE_PACKAGE", "add_run_parser", "build_pytest_command", "run"]
@@ -99,6 +100,18 @@ def _child_env(args: argparse.Namespace) -> dict[str, str]:
     return env
 
 
+def _progress_fd(args: argparse.Namespace) -> int | None:
+    """A copy of this process's standard output for the child's progress line (``suite.progress``), or
+    None: ``-q``, ``-v`` (pytest lists every test itself) or no file descriptor to copy."""
+    if args.quiet or args.verbose:
+        return None
+    try:
+        sys.stdout.flush()
+        return os.dup(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return None
+
+
 def _validate(args: argparse.Namespace) -> None:
     """Fail before starting anything when the settings or the expression are wrong (one line, exit 2).
 
@@ -127,7 +140,20 @@ def run(args: argparse.Namespace) -> int:
             command = build_pytest_command(args, ini)
         except ConfigError as exc:
             return _error(str(exc))
-        proc = subprocess.Popen(command, env=_child_env(args), stdin=subprocess.DEVNULL)
+        env = _child_env(args)
+        progress_fd = _progress_fd(args)
+        if progress_fd is not None:
+            env[PROGRESS_FD_ENV] = str(progress_fd)
+        try:
+            proc = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                pass_fds=() if progress_fd is None else (progress_fd,),
+            )
+        finally:
+            if progress_fd is not None:
+                os.close(progress_fd)  # the child has its own copy
         deadline = args.session_timeout + _CHILD_MARGIN_S
         try:
             code = proc.wait(deadline)

@@ -14,8 +14,10 @@ import pytest
 
 from suite.catalogue import CatalogueError, Requirement
 from suite.config import ConfigError, Settings, resolve_settings
+from suite.liveness import Liveness
 from suite.option_builders import pytest_values
 from suite.outcomes import TestResult
+from suite.progress import Progress
 from suite.reference import ReferenceServer
 from suite.report import RunReport
 from suite.target import Target
@@ -50,6 +52,12 @@ class RunState:
     #: What the user must fix (a bad setting, an unreachable target, a refused key): no test runs, the run
     #: ends with exit 2 and this one line.
     usage_error: str | None = None
+    #: Which endpoints stopped answering during the run (``suite.liveness``), shared by its clients.
+    liveness: Liveness = dataclasses.field(default_factory=Liveness)
+    #: ``conform42 run -q``: no progress line.
+    quiet: bool = False
+    #: The progress line while the tests run (``suite.progress``), from the first test on.
+    progress: Progress | None = None
 
 
 STATE = pytest.StashKey[RunState]()
@@ -83,6 +91,9 @@ def require_settings(config: pytest.Config) -> Settings:
 
 
 def say(config: pytest.Config, message: str) -> None:
+    state = config.stash.get(STATE, None)
+    if state is not None and state.progress is not None:
+        state.progress.clear()  # the live line gives way; it is drawn again within a second
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"conform42: {message}")

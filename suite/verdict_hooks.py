@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import UTC, datetime
 
@@ -47,6 +48,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         gate=settings.gate,
         accepted_skips=settings.accept_skip,
     )
+    stopped = state.liveness.stopped()
+    if stopped and verdict.label != "CONFORMANT":
+        # The cause first: the Errors after it are the tests that were not sent to a hung endpoint.
+        verdict = dataclasses.replace(verdict, reason=f"{verdict.reason}; {'; '.join(stopped)}")
     target_url = settings.target or (state.reference.base_url if state.reference else "(reference server)")
     state.report = RunReport(
         target=target_url,
@@ -58,7 +63,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         requirements=results,
         tests=list(state.tests.values()),
         verdict=verdict,
-        notes=list(state.notes) + [f"collection error: {e}" for e in state.collect_errors],
+        notes=list(state.notes)
+        + [f"collection error: {e}" for e in state.collect_errors]
+        + [f"liveness: {s}" for s in stopped],
     )
     if settings.report_dir is not None:
         try:

@@ -20,6 +20,7 @@ from suite.conformance._burst import ADMISSIBLE_FACTOR, BurstResult, burst
 from suite.conformance._helpers import Memo, chat_body
 from suite.conformance._streams import wait_admitted
 from suite.http import Api
+from suite.liveness import TargetStopped
 from suite.pace import MARGIN_FLOOR_S, Pace
 from suite.target import Target
 
@@ -127,6 +128,9 @@ def over_limit(api: Api, memo: Memo, target: Target, tier: str, pace: Pace) -> O
                 _pause(api, SETTLE_S + pace.margin_s)
             result = _burst_once(api, target, tier, pace, attempts, slow_path)
             slow_path = slow_path or not result.timing_admissible
+            stopped = next((s.error for s in result.streams if isinstance(s.error, TargetStopped)), None)
+            if stopped is not None:
+                raise stopped  # the endpoint hung earlier in the run: nothing to judge, no more bursts
             if over is None:
                 over = OverLimit(result, attempts)
             over.attempts = attempts

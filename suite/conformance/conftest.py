@@ -69,10 +69,12 @@ WAIT_SHARE = 0.6
 
 
 @pytest.fixture(autouse=True)
-def _wait_deadline(api: Api, pytestconfig: pytest.Config) -> Iterator[None]:
-    """Every test gets a deadline for busy waits: a share of its pytest-timeout time (none: no bound)."""
-    seconds = per_test_timeout_s(pytestconfig)
+def _wait_deadline(api: Api, request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test gets a deadline for busy waits: a share of its pytest-timeout time (none: no bound);
+    and the liveness count (``suite.liveness``) learns which test sends the requests that follow."""
+    seconds = per_test_timeout_s(request.config)
     api.wait_deadline = time.monotonic() + WAIT_SHARE * seconds if seconds > 0 else None
+    api.liveness.current_test = request.node.nodeid
     try:
         yield
     finally:

@@ -117,6 +117,7 @@ class PropertyRuns:
                     budget=self.budget,
                     pace=self.pace,
                     seconds=seconds,
+                    liveness=self.api.liveness,
                 )
                 if log.batch_ids and log.unreachable is None:
                     drain_s = drain_within(self.test_s, started)
@@ -149,7 +150,7 @@ class PropertyRuns:
 
 @pytest.fixture(scope="module")
 def property_runs(
-    target: Target, budget: Budget, pace: Pace, pytestconfig: pytest.Config
+    target: Target, budget: Budget, pace: Pace, api: Api, pytestconfig: pytest.Config
 ) -> Iterator[PropertyRuns]:
     """The profile's schema, built once the target is known (it comes from the plugin's fixture).
 
@@ -157,7 +158,7 @@ def property_runs(
     plugin prints the ``api`` fixture's last request as "Reproduce with:", which here would be a token
     exchange, not the failing case; each finding carries its own request.
     """
-    with Api(target) as client:
+    with Api(target, liveness=api.liveness) as client:
         findings = Findings()
         yield PropertyRuns(
             schema=build_schema(target, client, budget),

@@ -24,6 +24,7 @@ from schemathesis.schemas import BaseSchema
 
 from suite.checks import ConformanceFailure
 from suite.http import Api
+from suite.liveness import Liveness, TargetStopped, endpoint
 from suite.pace import Pace
 from suite.properties.budget import Budget
 from suite.properties.data import MAX_TOKENS_CAP, Case, is_positive
@@ -97,11 +98,13 @@ def run_operation(
     budget: Budget,
     pace: Pace,
     seconds: float,
+    liveness: Liveness | None = None,
 ) -> ExchangeLog:
     """Generate positive and negative cases of ``label``, send each and judge it (``judge``).
 
     Nothing is raised for a deviation (see ``suite.properties.judge``): hypothesis only generates. Once
-    ``seconds`` have passed no new example is sent; a target that cannot be reached stops the run.
+    ``seconds`` have passed no new example is sent; a target that cannot be reached stops the run, and
+    so does an endpoint that stopped answering (``liveness``, shared with the behaviour tests).
     """
     method, _, path = label.partition(" ")
     operation = schema[path][method]
@@ -120,6 +123,13 @@ def run_operation(
         if time.monotonic() > stop_at:
             log.stopped_by_clock = True
             return
+        key = endpoint(case.method, case.formatted_path)
+        if liveness is not None:
+            try:
+                liveness.check(key)
+            except TargetStopped as exc:
+                log.unreachable = str(exc)
+                return
         kwargs = call_kwargs(target, case)
         deadline = request_deadline(case, pace)
         positive = is_positive(case)
@@ -127,6 +137,8 @@ def run_operation(
         try:
             response = case.call(timeout=deadline, **kwargs)
         except requests.Timeout:
+            if liveness is not None:
+                liveness.struck(key, f"no answer within {deadline:g} s")
             judge.unanswered(
                 label,
                 _request_of(case, kwargs, target),
@@ -138,6 +150,8 @@ def run_operation(
             # Refused or reset before any answer: the suite cannot judge (an Error, not a Fail).
             log.unreachable = f"{label}: cannot reach the target: {type(exc).__name__}"
             return
+        if liveness is not None:
+            liveness.answered(key)
         log.record(case, response)
         judge.judge(label, case, response, positive=positive, transport_kwargs=kwargs or None)
 

@@ -13,9 +13,12 @@ from datetime import datetime
 from importlib import metadata
 from typing import Any
 
+from suite.catalogue import CatalogueError
+from suite.identity import identity
 from suite.outcomes import OUTCOME_ORDER, Outcome, RequirementResult, TestResult, Verdict
+from suite.resources import SpecsNotFound
 
-__all__ = ["RunReport", "versions"]
+__all__ = ["RunReport", "documents", "versions"]
 
 
 def _version(distribution: str) -> str | None:
@@ -37,6 +40,15 @@ def versions() -> dict[str, str | None]:
     }
 
 
+def documents() -> dict[str, Any]:
+    """The catalogue and specs digests the run judged against (``suite.identity``); empty if unreadable."""
+    try:
+        found = identity()
+    except (CatalogueError, SpecsNotFound, OSError):
+        return {}
+    return {"catalogue": found["catalogue"], "specs_sha256": found["specs_sha256"]}
+
+
 @dataclass
 class RunReport:
     """One finished run."""
@@ -52,6 +64,7 @@ class RunReport:
     verdict: Verdict
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str | None] = field(default_factory=versions)
+    documents: dict[str, Any] = field(default_factory=documents)
 
     @property
     def duration_s(self) -> float:
@@ -87,6 +100,7 @@ class RunReport:
         return {
             "conform42_report": 1,
             "versions": self.versions,
+            "documents": self.documents,
             "target": self.target,
             "profile": self.profile,
             "level": self.level,

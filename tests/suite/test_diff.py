@@ -190,3 +190,15 @@ def test_two_real_runs_name_the_newly_failing_must_and_exit_1(run_pytest, run_co
     back = run_conform42(["diff", "--json", str(new), str(old)])
     assert back.returncode == 0, back.stdout + back.stderr
     assert [c["id"] for c in json.loads(back.stdout)["newly_passing"]] == ["AUTH-001"]
+
+
+def test_runs_judged_against_other_documents_say_so() -> None:
+    old = _results(_entry("AUTH-001", "Pass"), documents={"specs_sha256": "aaaaaaaaaaaa"})
+    same = _results(_entry("AUTH-001", "Pass"), documents={"specs_sha256": "aaaaaaaaaaaa"})
+    other = _results(_entry("AUTH-001", "Pass"), documents={"specs_sha256": "bbbbbbbbbbbb"})
+    before = _results(_entry("AUTH-001", "Pass"))  # a report from before the digests were recorded
+    assert not any("documents" in n for n in diff_results(old, same).notes)
+    assert "judged against other documents: specs sha256 aaaaaaaaaaaa -> bbbbbbbbbbbb" in (
+        diff_results(old, other).notes
+    )
+    assert not any("documents" in n for n in diff_results(before, other).notes)
