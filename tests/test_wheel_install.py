@@ -88,26 +88,17 @@ def _check(result: subprocess.CompletedProcess[str], what: str, code: int = 0) -
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel and the sdist, built from the checkout (no build isolation: the dev extra has hatchling)."""
+    """The wheel as the README builds it (``pip wheel --no-deps``), and the sdist (``python -m build``,
+    without network isolation: the dev extra has hatchling)."""
     out = tmp_path_factory.mktemp("dist")
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
+    for command, what in (
+        ([sys.executable, "-m", "pip", "wheel", "--no-deps", str(ROOT), "-w", str(out)], "pip wheel"),
+        (
+            [sys.executable, "-m", "build", "--no-isolation", "--sdist", "--outdir", str(out), str(ROOT)],
             "build",
-            "--no-isolation",
-            "--wheel",
-            "--sdist",
-            "--outdir",
-            str(out),
-            str(ROOT),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    _check(result, "python -m build")
+        ),
+    ):
+        _check(subprocess.run(command, capture_output=True, text=True, timeout=300, check=False), what)
     return out
 
 

@@ -51,6 +51,9 @@ class Liberty:
     token_delay_s: float | None = None
     #: A --requirements expression selecting the tests the liberty shows in (a filtered run, CI).
     exercises: str = ""
+    #: MUST requirements whose Skip the run accepts (``--accept-skip``), as the README tells a user on
+    #: this path to: no client can judge them through it. The report lists which ones were skipped.
+    accepts: tuple[str, ...] = ()
 
 
 LIBERTIES: dict[str, Liberty] = {}
@@ -68,6 +71,7 @@ def liberty(
     busy: bool = False,
     token_delay_s: float | None = None,
     exercises: str = "",
+    accepts: str = "",
 ) -> Callable[[Apply], Apply]:
     """Register the decorated ``apply`` as a liberty (see :class:`Liberty` for the fields)."""
 
@@ -88,6 +92,7 @@ def liberty(
             busy,
             token_delay_s,
             exercises,
+            tuple(accepts.split()),
         )
         return apply
 

@@ -66,6 +66,13 @@ class LibertyResult:
     profile: str
     touches: tuple[str, ...]
     run: SuiteRun
+    #: MUSTs whose Skip the run accepted (``Liberty.accepts``).
+    accepts: tuple[str, ...] = ()
+
+    @property
+    def accepted_skips(self) -> list[str]:
+        """The accepted MUSTs that were in fact Skip in this run (the rest were judged and passed)."""
+        return [rid for rid in self.accepts if self.run.outcomes.get(rid) == "Skip"]
 
     def _at(self, level: str, outcomes: tuple[str, ...]) -> list[str]:
         return sorted(
@@ -108,12 +115,14 @@ class LibertyResult:
             "should_failures": self.should_failures,
             "untouched_should_failures": self.untouched_should_failures,
             "touches": list(self.touches),
+            "accepts": list(self.accepts),
+            "accepted_skips": self.accepted_skips,
             "run": asdict(self.run),
         }
 
 
 def judge_liberty(liberty: Liberty, run: SuiteRun) -> LibertyResult:
-    return LibertyResult(liberty.name, liberty.area, liberty.profile, liberty.touches, run)
+    return LibertyResult(liberty.name, liberty.area, liberty.profile, liberty.touches, run, liberty.accepts)
 
 
 def prove_liberty(
@@ -138,7 +147,10 @@ def prove_liberty(
             LibertyServer(liberty.name, server_args) as server,
             through(liberty.intermediary, server.base_url) as url,
         ):
-            command = suite_command(url, report_dir, profile=liberty.profile, gate=None, name_models=False)
+            extra = ["--accept-skip", ",".join(liberty.accepts)] if liberty.accepts else []
+            command = suite_command(
+                url, report_dir, profile=liberty.profile, gate=None, name_models=False, extra=extra
+            )
             if filtered and liberty.exercises:
                 command += ["--requirements", " or ".join(liberty.exercises.split())]
             with busy_machine(liberty.busy):
@@ -190,6 +202,11 @@ def render_liberties(results: Sequence[LibertyResult]) -> str:
             lines.append(
                 f"          SHOULD failed: touched {', '.join(touched) or 'none'}; "
                 f"not declared {', '.join(r.untouched_should_failures) or 'none'}"
+            )
+        if r.accepts:
+            lines.append(
+                f"          accepted as Skip (--accept-skip): {', '.join(r.accepted_skips) or 'none needed'}"
+                f" of {', '.join(r.accepts)}"
             )
         if r.run.error:
             lines.append(f"          {r.run.error}")

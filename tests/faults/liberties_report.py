@@ -45,6 +45,8 @@ def markdown_table() -> str:
     rows = ["| liberty | area | what the server does | allowed by |", "|---|---|---|---|"]
     for lib in LIBERTIES.values():
         what = lib.description + (f" ({_path(lib)})" if _path(lib) != "42ai" else "")
+        if lib.accepts:
+            what += f"; the run accepts a Skip of {', '.join(lib.accepts)} (--accept-skip)"
         rows.append(f"| `{lib.name}` | {lib.area} | {_cell(what)} | {_cell(lib.allowed_by)} |")
     return "\n".join(rows)
 
