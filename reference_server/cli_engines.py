@@ -46,16 +46,21 @@ FALLBACK_MAX_MODEL_LEN = 2048
 
 def _install_hint() -> str:
     python = sys.executable
+    # From a checkout the Makefile does it all; an installed package gets the extra the same way it
+    # was installed (the wheel, the git URL or the clone: README, "Installing conform42").
+    checkout = (Path(__file__).resolve().parents[1] / "pyproject.toml").is_file()
+    extra = "-e '.[vllm]'" if checkout else "'conform42[vllm] @ <the wheel, the git URL or the clone>'"
+    first = "    make vllm\nor by hand:\n" if checkout else ""
     return (
         "vLLM is not installed in this Python environment "
         f"({python}).\n"
         "Install it (about 90 s, 3.7 GB) with:\n"
-        "    make vllm\n"
-        "or by hand:\n"
-        f"    {python} -m pip install -e '.[vllm]'\n"
+        f"{first}"
+        f"    {python} -m pip install {extra}\n"
         f"    {python} -m pip {INSTALL_HINT.removeprefix('pip ')}\n"
         f"    {python} -m pip uninstall -y torchvision torchaudio torchcodec\n"
-        "or try the gateway without a model: python -m reference_server --engine sim"
+        "or judge the gateway without a model: conform42 run --reference-engine sim "
+        "(conform42 serve --engine sim to serve it)"
     )
 
 
