@@ -36,8 +36,6 @@ def pytest_runtest_protocol(
             test = state.tests.get(item.nodeid)
             outcome = test.outcome if test is not None else None
             progress.test_finished(failed=outcome is Outcome.FAIL, error=outcome is Outcome.ERROR)
-            if nextitem is None:
-                progress.stop()
 
 
 def _progress(item: pytest.Item, state: RunState) -> Progress | None:

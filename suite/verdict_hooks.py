@@ -32,6 +32,10 @@ def _session_error(session: pytest.Session, exitstatus: int) -> str | None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash[STATE]
+    if state.progress is not None:
+        # Here rather than after the last test: -x, --maxfail and the session timeout end a run early,
+        # and the line must be gone before the summary is written whichever way the tests ended.
+        state.progress.stop()
     if state.usage_error:
         # Said on stderr when it happened; no verdict and no report: nothing was judged.
         session.exitstatus = EXIT_SUITE_ERROR
@@ -50,7 +54,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     )
     stopped = state.liveness.stopped()
     if stopped and verdict.label != "CONFORMANT":
-        # The cause first: the Errors after it are the tests that were not sent to a hung endpoint.
+        # Name the cause after the verdict's own reason: the Errors are the tests not sent to it.
         verdict = dataclasses.replace(verdict, reason=f"{verdict.reason}; {'; '.join(stopped)}")
     target_url = settings.target or (state.reference.base_url if state.reference else "(reference server)")
     state.report = RunReport(
